@@ -1,0 +1,155 @@
+"""Shared fixtures: a throwaway AIRFLOW_HOME, the local S3 server, the vendor simulators.
+
+The Airflow environment is set at import time, before anything imports ``airflow``,
+so every test process (and each xdist worker) gets its own home and SQLite database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+_HOME = Path(tempfile.mkdtemp(prefix="ce-airflow-home-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    }
+)
+# Tests must never reach a real AWS endpoint by accident.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+LAKE_BUCKET = "compliance-lake"
+LAKE_CONN_ID = "aws_lake"
+
+
+def set_connection(conn_id: str, conn: dict[str, Any]) -> None:
+    """Define an Airflow connection for this process (``AIRFLOW_CONN_<ID>`` JSON form)."""
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+
+
+@dataclass
+class LocalS3:
+    endpoint_url: str
+    bucket: str
+    access_key: str = "testing"
+    secret_key: str = "testing"
+    region: str = "us-east-1"
+    conn_id: str = LAKE_CONN_ID
+
+    def connection(self) -> dict[str, Any]:
+        return {
+            "conn_type": "aws",
+            "login": self.access_key,
+            "password": self.secret_key,
+            "extra": {"endpoint_url": self.endpoint_url, "region_name": self.region},
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+        )
+
+    def keys(self, prefix: str = "") -> list[str]:
+        paginator = self.client().get_paginator("list_objects_v2")
+        return sorted(
+            obj["Key"]
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        )
+
+    def read(self, key: str) -> bytes:
+        body: bytes = self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+    def empty(self) -> None:
+        client = self.client()
+        for key in self.keys():
+            client.delete_object(Bucket=self.bucket, Key=key)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[LocalS3]:
+    """moto's S3 HTTP API on a free loopback port, with the lake bucket created."""
+    from moto.server import ThreadedMotoServer
+
+    from include.simulators.base import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = LocalS3(endpoint_url=f"http://127.0.0.1:{port}", bucket=LAKE_BUCKET)
+    s3.client().create_bucket(Bucket=s3.bucket)
+    set_connection(s3.conn_id, s3.connection())
+    yield s3
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: LocalS3) -> Iterator[LocalS3]:
+    """The local S3 server, emptied after the test."""
+    yield s3_server
+    s3_server.empty()
+
+
+@pytest.fixture(scope="session")
+def simulators() -> Iterator[dict[str, Any]]:
+    """All four vendor simulators on free loopback ports, connections pre-set.
+
+    Tests that need special settings (tiny token TTL, a given latency) start their own
+    with ``include.simulators.start_simulator``.
+    """
+    from include.simulators import VENDORS, start_simulator
+
+    running = {}
+    try:
+        for vendor in VENDORS:
+            sim = start_simulator(vendor, seed=1234)
+            running[vendor] = sim
+            set_connection(f"{vendor}_default", sim.connection())
+        yield running
+    finally:
+        for sim in running.values():
+            sim.stop()
+
+
+@pytest.fixture
+def sim(simulators: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The session simulators with faults disarmed and request logs cleared after the test."""
+    yield simulators
+    for running in simulators.values():
+        with running.admin() as admin:
+            admin.delete("/_sim/faults")
+            admin.delete("/_sim/requests")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database in this session's throwaway AIRFLOW_HOME."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return _HOME
