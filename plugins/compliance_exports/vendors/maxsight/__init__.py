@@ -1,0 +1,1 @@
+"""Maxsight audit events export: the query model and its two array encodings."""

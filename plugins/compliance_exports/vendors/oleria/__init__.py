@@ -1,0 +1,1 @@
+"""Oleria downloads API: context catalogue, filterBy/sortBy rules and their evaluation."""

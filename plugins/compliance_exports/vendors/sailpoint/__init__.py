@@ -1,0 +1,1 @@
+"""SailPoint Identity Security Cloud reports: report types, arguments and file formats."""

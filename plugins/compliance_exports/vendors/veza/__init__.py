@@ -1,0 +1,1 @@
+"""Veza access review export: SCIM filters, request validation and status vocabulary."""
