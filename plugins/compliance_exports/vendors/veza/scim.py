@@ -1,0 +1,454 @@
+"""SCIM filter expressions (RFC 7644 section 3.4.2.2), as Veza's export filters use them.
+
+Documented (DOC: Veza refers to RFC 7644): attribute operators ``eq ne co sw ew gt ge
+lt le pr``, logical ``and``/``or``/``not`` with precedence ``not`` > ``and`` > ``or``,
+grouping parentheses, ``not ( ... )`` always parenthesised, values that are JSON
+strings (double-quoted, JSON escapes), numbers, ``true``, ``false`` or ``null``;
+operator and keyword names are case-insensitive; string comparisons ignore case.
+
+Our CHOICES where the RFC leaves room or Veza does not say:
+
+- attribute paths are ``name(.name)*`` (``source.name``); URN prefixes and
+  ``emails[type eq "work"]`` value paths are not supported (a clear syntax error);
+- a row is a mapping with flat dot keys (``{"source.name": ...}``, as in Veza's
+  columns) or nested mappings; attribute names match case-insensitively;
+- ``ne`` is exactly ``not eq``; ``eq null`` matches a missing or null attribute;
+- ordering operators need a string or number value (not ``true``/``false``/``null``);
+  two strings that both read as ISO-8601 timestamps compare as instants (no offset
+  means UTC), other strings compare case-insensitively, numbers numerically; values of
+  different kinds never match;
+- ``co``/``sw``/``ew`` need a string value; a list-valued attribute matches when any
+  element matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+Value: TypeAlias = str | int | float | bool | None
+
+COMPARISON_OPERATORS: tuple[str, ...] = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
+STRING_OPERATORS: frozenset[str] = frozenset({"co", "sw", "ew"})
+ORDERING_OPERATORS: frozenset[str] = frozenset({"gt", "ge", "lt", "le"})
+
+
+# --------------------------------------------------------------------------- the tree
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``attribute <operator> value``."""
+
+    attribute: str
+    operator: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Present:
+    """``attribute pr``."""
+
+    attribute: str
+
+
+@dataclass(frozen=True)
+class And:
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Or:
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+
+Node: TypeAlias = Compare | Present | And | Or | Not
+
+
+class ScimSyntaxError(ValueError):
+    """A filter that does not parse; ``position`` is the 0-based offset of the problem."""
+
+    def __init__(self, text: str, position: int, expected: str, found: str) -> None:
+        self.text = text
+        self.position = position
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"invalid SCIM filter at position {position}: expected {expected}, found {found} "
+            f"in {text!r}"
+        )
+
+
+# --------------------------------------------------------------------------- tokens
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+    | (?P<lparen>\()
+    | (?P<rparen>\))
+    | (?P<string>"(?:[^"\\\x00-\x1f]|\\.)*")
+    | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_.\-]))
+    | (?P<word>[A-Za-z][A-Za-z0-9_\-]*(?:\.[A-Za-z][A-Za-z0-9_\-]*)*(?![A-Za-z0-9_.\-]))
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # lparen rparen string number word end
+    text: str
+    position: int
+
+    def describe(self) -> str:
+        return "end of filter" if self.kind == "end" else repr(self.text)
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "word" and self.text.lower() in words
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            raise ScimSyntaxError(
+                text,
+                position,
+                "an attribute name, operator, value or parenthesis",
+                _describe_junk(text, position),
+            )
+        kind = match.lastgroup or ""
+        if kind != "space":
+            tokens.append(_Token(kind, match.group(), position))
+        position = match.end()
+    tokens.append(_Token("end", "", len(text)))
+    return tokens
+
+
+def _describe_junk(text: str, position: int) -> str:
+    if text[position] == '"':
+        return "an unterminated or malformed string"
+    return repr(text[position : position + 10])
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.index = 0
+
+    @property
+    def current(self) -> _Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def fail(self, expected: str) -> ScimSyntaxError:
+        token = self.current
+        return ScimSyntaxError(self.text, token.position, expected, token.describe())
+
+    def expect(self, kind: str, expected: str) -> _Token:
+        if self.current.kind != kind:
+            raise self.fail(expected)
+        return self.advance()
+
+    def parse(self) -> Node:
+        node = self.parse_or()
+        if self.current.kind != "end":
+            raise self.fail("'and', 'or' or end of filter")
+        return node
+
+    def parse_or(self) -> Node:
+        node = self.parse_and()
+        while self.current.is_word("or"):
+            self.advance()
+            node = Or(node, self.parse_and())
+        return node
+
+    def parse_and(self) -> Node:
+        node = self.parse_unary()
+        while self.current.is_word("and"):
+            self.advance()
+            node = And(node, self.parse_unary())
+        return node
+
+    def parse_unary(self) -> Node:
+        token = self.current
+        if token.is_word("not") and self.tokens[self.index + 1].kind == "lparen":
+            self.advance()
+            return Not(self.parse_group())
+        if token.kind == "lparen":
+            return self.parse_group()
+        return self.parse_attribute_expression()
+
+    def parse_group(self) -> Node:
+        self.expect("lparen", "'('")
+        node = self.parse_or()
+        self.expect("rparen", "')'")
+        return node
+
+    def parse_attribute_expression(self) -> Node:
+        if self.current.kind != "word":
+            raise self.fail("an attribute name, 'not (' or '('")
+        attribute = self.advance().text
+        if self.current.is_word("pr"):
+            self.advance()
+            return Present(attribute)
+        if not self.current.is_word(*COMPARISON_OPERATORS):
+            raise self.fail(f"an operator ({', '.join(COMPARISON_OPERATORS)}, pr)")
+        operator = self.advance().text.lower()
+        value_token = self.current
+        value = self.parse_value()
+        _check_operand(self.text, value_token, operator, value)
+        return Compare(attribute, operator, value)
+
+    def parse_value(self) -> Value:
+        token = self.current
+        if token.kind == "string":
+            self.advance()
+            try:
+                decoded: str = json.loads(token.text)
+            except json.JSONDecodeError as exc:
+                raise ScimSyntaxError(
+                    self.text, token.position + exc.pos, "a valid string escape", repr(token.text)
+                ) from None
+            return decoded
+        if token.kind == "number":
+            self.advance()
+            return _parse_number(token.text)
+        if token.is_word("true", "false", "null"):
+            self.advance()
+            return {"true": True, "false": False, "null": None}[token.text.lower()]
+        raise self.fail("a value (a double-quoted string, a number, true, false or null)")
+
+
+def _parse_number(text: str) -> int | float:
+    if any(c in text for c in ".eE"):
+        return float(text)
+    return int(text)
+
+
+def _check_operand(text: str, token: _Token, operator: str, value: Value) -> None:
+    if operator in STRING_OPERATORS and not isinstance(value, str):
+        raise ScimSyntaxError(text, token.position, f"a string after {operator!r}", token.text)
+    if operator in ORDERING_OPERATORS and (value is None or isinstance(value, bool)):
+        raise ScimSyntaxError(
+            text, token.position, f"a string or number after {operator!r}", token.text
+        )
+
+
+def parse_filter(text: str) -> Node:
+    """Parse a SCIM filter; raise :class:`ScimSyntaxError` naming position and expectation."""
+    if not isinstance(text, str):
+        raise TypeError(f"a SCIM filter is a string, not {type(text).__name__}")
+    return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------- render
+
+
+def render(node: Node) -> str:
+    """The canonical text of a filter: ``parse_filter(render(n)) == n``."""
+    if isinstance(node, Present):
+        return f"{node.attribute} pr"
+    if isinstance(node, Compare):
+        return f"{node.attribute} {node.operator} {render_value(node.value)}"
+    if isinstance(node, Not):
+        return f"not ({render(node.operand)})"
+    if isinstance(node, And):
+        return f"{_render_side(node.left, (Or,))} and {_render_side(node.right, (Or, And))}"
+    return f"{render(node.left)} or {_render_side(node.right, (Or,))}"
+
+
+def _render_side(node: Node, needs_parens: tuple[type, ...]) -> str:
+    text = render(node)
+    return f"({text})" if isinstance(node, needs_parens) else text
+
+
+def render_value(value: Value) -> str:
+    """A value as SCIM filter text (JSON literal)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value!r} cannot be written in a SCIM filter")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def attributes(node: Node) -> set[str]:
+    """Every attribute path the filter mentions, as written."""
+    if isinstance(node, Compare | Present):
+        return {node.attribute}
+    if isinstance(node, Not):
+        return attributes(node.operand)
+    return attributes(node.left) | attributes(node.right)
+
+
+def comparisons(node: Node) -> list[Compare | Present]:
+    """The leaf expressions of a filter, left to right."""
+    if isinstance(node, Compare | Present):
+        return [node]
+    if isinstance(node, Not):
+        return comparisons(node.operand)
+    return comparisons(node.left) + comparisons(node.right)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+_MISSING = object()
+
+
+def lookup(row: Mapping[str, Any], attribute: str) -> Any:
+    """The row's value for an attribute path (flat dot key or nested), None when absent."""
+    value = _get_key(row, attribute)
+    if value is not _MISSING:
+        return value
+    current: Any = row
+    for part in attribute.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = _get_key(current, part)
+        if current is _MISSING:
+            return None
+    return current
+
+
+def _get_key(mapping: Mapping[str, Any], key: str) -> Any:
+    if key in mapping:
+        return mapping[key]
+    folded = key.casefold()
+    return next(
+        (v for k, v in mapping.items() if isinstance(k, str) and k.casefold() == folded),
+        _MISSING,
+    )
+
+
+def evaluate(node: Node, row: Mapping[str, Any]) -> bool:
+    """Whether ``row`` satisfies the filter."""
+    if isinstance(node, And):
+        return evaluate(node.left, row) and evaluate(node.right, row)
+    if isinstance(node, Or):
+        return evaluate(node.left, row) or evaluate(node.right, row)
+    if isinstance(node, Not):
+        return not evaluate(node.operand, row)
+    value = lookup(row, node.attribute)
+    if isinstance(node, Present):
+        return _is_present(value)
+    if node.operator == "ne":
+        return not _compare_any(value, "eq", node.value)
+    return _compare_any(value, node.operator, node.value)
+
+
+def _is_present(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return any(_is_present(item) for item in value)
+    return value is not None and value != "" and value != {}
+
+
+def _compare_any(value: Any, operator: str, expected: Value) -> bool:
+    if isinstance(value, list | tuple):
+        if expected is None and operator == "eq":
+            return not _is_present(value)
+        return any(_compare(item, operator, expected) for item in value)
+    return _compare(value, operator, expected)
+
+
+def _compare(value: Any, operator: str, expected: Value) -> bool:
+    if expected is None:
+        return value is None
+    if value is None:
+        return False
+    left, right = _comparable(value, operator, expected)
+    if left is None or right is None:
+        return False
+    return _OPERATIONS[operator](left, right)
+
+
+def _comparable(value: Any, operator: str, expected: str | float | bool) -> tuple[Any, Any]:
+    """Both sides as one kind (bool, number, instant, folded text), or None if they differ."""
+    if isinstance(expected, bool):
+        return (value, expected) if isinstance(value, bool) else (_as_bool(value), expected)
+    if isinstance(expected, int | float):
+        return _as_number(value), expected
+    if operator not in STRING_OPERATORS:
+        instant, expected_instant = _as_instant(value), _as_instant(expected)
+        if instant is not None and expected_instant is not None:
+            return instant, expected_instant
+    text = _as_text(value)
+    return (text, expected.casefold()) if text is not None else (None, None)
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat().casefold()
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+
+
+def _as_instant(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_OPERATIONS: Mapping[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "co": lambda a, b: isinstance(a, str) and b in a,
+    "sw": lambda a, b: isinstance(a, str) and a.startswith(b),
+    "ew": lambda a, b: isinstance(a, str) and a.endswith(b),
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
