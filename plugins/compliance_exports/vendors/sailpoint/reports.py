@@ -1,0 +1,276 @@
+"""SailPoint Identity Security Cloud reports: the report types, their arguments, file formats.
+
+Documented by SailPoint (DOC, OpenAPI spec ``sailpoint-oss/api-specs`` and the SDK
+models ``*ReportArguments``): the seven ``reportType`` values and their arguments -
+ACCOUNTS (``application``, ``sourceName`` required; ``defaultS3Bucket``, ``s3Bucket``),
+IDENTITIES_DETAILS (``correlatedOnly`` required), IDENTITIES (``correlatedOnly``),
+IDENTITY_PROFILE_IDENTITY_ERROR (``authoritativeSource`` required), ORPHAN_IDENTITIES and
+UNCORRELATED_ACCOUNTS (``selectedFormats`` from CSV, PDF; both when absent),
+SEARCH_EXPORT (``query`` required, ``indices`` from the search Index enum, ``columns`` a
+comma-separated string, ``sort`` field names with an optional +/- prefix); the download
+``fileFormat`` csv|pdf; SEARCH_EXPORT's file is a zip of CSVs; the status words of
+``completionStatus`` and of ``ReportResults.status``.
+
+Our CHOICES: ``defaultS3Bucket`` is optional (one spec revision lists it as required,
+the API docs do not); arguments not in the table are refused (typos fail fast; the
+table is data, a new argument is one line); ``selectedFormats`` must not be empty or
+repeat a format; SEARCH_EXPORT offers only csv (its zip); asking for a ``fileFormat``
+the report does not produce is an error; formats are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from compliance_exports.core.errors import ExportValidationError
+
+FILE_FORMATS: tuple[str, ...] = ("csv", "pdf")
+CONTENT_TYPES: Mapping[str, str] = {"csv": "application/csv", "pdf": "application/pdf"}
+ZIP_CONTENT_TYPE = "application/zip"  # CHOICE: undocumented for SEARCH_EXPORT downloads
+SELECTABLE_FORMATS: tuple[str, ...] = ("CSV", "PDF")
+SEARCH_INDICES: tuple[str, ...] = (
+    "accessprofiles",
+    "accountactivities",
+    "entitlements",
+    "events",
+    "identities",
+    "roles",
+    "*",
+)
+COMPLETION_STATUSES: tuple[str, ...] = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMP_ERROR")
+RESULT_STATUSES: tuple[str, ...] = ("SUCCESS", "FAILURE", "WARNING", "TERMINATED")
+TASK_TYPES: tuple[str, ...] = ("QUARTZ", "QPOC", "MENTOS", "QUEUED_TASK")
+
+
+# --------------------------------------------------------------------------- argument kinds
+
+
+def _check_text(path: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ExportValidationError(path, f"{value!r} is not a non-empty string")
+
+
+def _check_boolean(path: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ExportValidationError(path, f"{value!r} is not a boolean (true or false)")
+
+
+def _check_list(path: str, value: Any) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ExportValidationError(path, f"expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _check_choices(path: str, value: Any, allowed: tuple[str, ...], *, fold: bool) -> None:
+    items = _check_list(path, value)
+    if not items:
+        raise ExportValidationError(path, f"must name at least one of {', '.join(allowed)}")
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        key = item.upper() if fold and isinstance(item, str) else item
+        if key not in allowed:
+            raise ExportValidationError(
+                f"{path}[{i}]", f"{item!r} is not allowed (allowed: {', '.join(allowed)})"
+            )
+        if key in seen:
+            raise ExportValidationError(f"{path}[{i}]", f"{item!r} is listed twice")
+        seen.add(key)
+
+
+def _check_formats(path: str, value: Any) -> None:
+    _check_choices(path, value, SELECTABLE_FORMATS, fold=True)
+
+
+def _check_indices(path: str, value: Any) -> None:
+    _check_choices(path, value, SEARCH_INDICES, fold=False)
+
+
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_SORT_FIELD = re.compile(r"^[+-]?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _check_columns(path: str, value: Any) -> None:
+    _check_text(path, value)
+    for i, column in enumerate(value.split(",")):
+        if not _COLUMN.match(column.strip()):
+            raise ExportValidationError(
+                path, f"column {i + 1} {column.strip()!r} is not an attribute name"
+            )
+
+
+def _check_sort(path: str, value: Any) -> None:
+    for i, item in enumerate(_check_list(path, value)):
+        if not isinstance(item, str) or not _SORT_FIELD.match(item):
+            raise ExportValidationError(
+                f"{path}[{i}]", f"{item!r} is not a sort field (a name with an optional + or -)"
+            )
+
+
+ArgumentCheck = Callable[[str, Any], None]
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One report argument: its name, how its value is checked, whether it is required."""
+
+    name: str
+    kind: str  # text, boolean, formats, indices, columns, sort
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"argument {self.name!r}: unknown kind {self.kind!r}")
+
+    def check(self, value: Any) -> None:
+        _KINDS[self.kind](f"arguments.{self.name}", value)
+
+
+_KINDS: Mapping[str, ArgumentCheck] = {
+    "text": _check_text,
+    "boolean": _check_boolean,
+    "formats": _check_formats,
+    "indices": _check_indices,
+    "columns": _check_columns,
+    "sort": _check_sort,
+}
+
+
+@dataclass(frozen=True)
+class ReportType:
+    """One ``reportType``: its arguments and what the download looks like."""
+
+    name: str
+    arguments: tuple[Argument, ...]
+    file_formats: tuple[str, ...] = FILE_FORMATS
+    zipped: bool = False  # the download is a zip of CSV files
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.arguments if a.required)
+
+    @property
+    def argument_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.arguments)
+
+
+_SELECTED_FORMATS = Argument("selectedFormats", "formats")
+
+REPORT_TYPES: Mapping[str, ReportType] = {
+    report.name: report
+    for report in (
+        ReportType(
+            "ACCOUNTS",
+            (
+                Argument("application", "text", required=True),
+                Argument("sourceName", "text", required=True),
+                Argument("defaultS3Bucket", "boolean"),
+                Argument("s3Bucket", "text"),
+            ),
+        ),
+        ReportType("IDENTITIES_DETAILS", (Argument("correlatedOnly", "boolean", required=True),)),
+        ReportType("IDENTITIES", (Argument("correlatedOnly", "boolean"),)),
+        ReportType(
+            "IDENTITY_PROFILE_IDENTITY_ERROR",
+            (Argument("authoritativeSource", "text", required=True),),
+        ),
+        ReportType("ORPHAN_IDENTITIES", (_SELECTED_FORMATS,)),
+        ReportType("UNCORRELATED_ACCOUNTS", (_SELECTED_FORMATS,)),
+        ReportType(
+            "SEARCH_EXPORT",
+            (
+                Argument("query", "text", required=True),
+                Argument("indices", "indices"),
+                Argument("columns", "columns"),
+                Argument("sort", "sort"),
+            ),
+            file_formats=("csv",),
+            zipped=True,
+        ),
+    )
+}
+"""DOC: the seven report types and their arguments."""
+
+ZIP_REPORT_TYPES: frozenset[str] = frozenset(n for n, r in REPORT_TYPES.items() if r.zipped)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def report_type(name: Any) -> ReportType:
+    """The ReportType called ``name``; an unknown name is an ExportValidationError."""
+    if not isinstance(name, str) or name not in REPORT_TYPES:
+        raise ExportValidationError(
+            "reportType", f"{name!r} is not a report type (allowed: {', '.join(REPORT_TYPES)})"
+        )
+    return REPORT_TYPES[name]
+
+
+def validate_report(report_type_name: Any, arguments: Any, file_format: Any) -> None:
+    """Check a report run and the format it will be downloaded in."""
+    report = report_type(report_type_name)
+    validate_arguments(report, arguments)
+    check_file_format(report, arguments, file_format)
+
+
+def validate_arguments(report: ReportType, arguments: Any) -> None:
+    """Check ``arguments`` against the report's table: names, required ones, value kinds."""
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, Mapping):
+        raise ExportValidationError(
+            "arguments", f"expected an object, got {type(arguments).__name__}"
+        )
+    for name in arguments:
+        if name not in report.argument_names:
+            allowed = ", ".join(report.argument_names) or "none"
+            raise ExportValidationError(
+                f"arguments.{name}", f"not an argument of {report.name} (allowed: {allowed})"
+            )
+    for argument in report.arguments:
+        if argument.name in arguments:
+            argument.check(arguments[argument.name])
+        elif argument.required:
+            raise ExportValidationError(
+                f"arguments.{argument.name}", f"is required for {report.name}"
+            )
+
+
+def available_formats(report: ReportType, arguments: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The download formats (lower case) this run will offer (``availableFormats``)."""
+    selected = (arguments or {}).get("selectedFormats")
+    if selected is None:
+        return report.file_formats
+    chosen = {str(f).lower() for f in selected}
+    return tuple(f for f in report.file_formats if f in chosen)
+
+
+def check_file_format(report: ReportType, arguments: Any, file_format: Any) -> str:
+    """Check ``fileFormat`` (csv|pdf) is one this run produces; return it in lower case."""
+    if not isinstance(file_format, str) or file_format.lower() not in FILE_FORMATS:
+        raise ExportValidationError(
+            "fileFormat",
+            f"{file_format!r} is not a file format (allowed: {', '.join(FILE_FORMATS)})",
+        )
+    offered = available_formats(report, arguments if isinstance(arguments, Mapping) else None)
+    if file_format.lower() not in offered:
+        raise ExportValidationError(
+            "fileFormat",
+            f"{file_format!r} is not produced by this {report.name} run "
+            f"(it produces: {', '.join(offered)})",
+        )
+    return file_format.lower()
+
+
+def produces_zip(report_type_name: str) -> bool:
+    """Whether the report's download is a zip of CSV files (SEARCH_EXPORT)."""
+    return report_type(report_type_name).zipped
+
+
+def download_content_type(report_type_name: str, file_format: str) -> str:
+    """The Content-Type of a report download."""
+    if produces_zip(report_type_name):
+        return ZIP_CONTENT_TYPE
+    return CONTENT_TYPES[file_format.lower()]
