@@ -261,7 +261,7 @@ def _check_timezone(value: Any) -> None:
         raise ExportValidationError("timezone", f"{value!r} is not an IANA time zone name")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ExportValidationError(
             "timezone", f"{value!r} is not an IANA time zone name (e.g. Europe/London)"
         ) from None
