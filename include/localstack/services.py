@@ -1,0 +1,129 @@
+"""The embedded services: the four vendor simulators and a local S3 HTTP API (moto).
+
+``LocalServices`` starts them in this process (threads on 127.0.0.1), creates the lake
+bucket, and describes the Airflow connections that point the pipeline at them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from include.simulators import VENDORS, RunningSimulator, start_simulator
+
+LAKE_BUCKET = "compliance-lake"
+LAKE_CONN_ID = "aws_lake"
+S3_ACCESS_KEY = "local-lake-access-key"
+S3_SECRET_KEY = "local-lake-secret-key"  # noqa: S105 - a throwaway key for the local moto server
+
+
+@dataclass
+class ServicePorts:
+    """Fixed ports of the local stack (0 = any free port)."""
+
+    s3: int = 0
+    simulator_base: int = 0  # vendor i gets simulator_base + i when set
+
+    def simulator(self, index: int) -> int:
+        return self.simulator_base + index if self.simulator_base else 0
+
+
+@dataclass
+class LocalServices:
+    host: str = "127.0.0.1"
+    ports: ServicePorts = field(default_factory=ServicePorts)
+    seed: int = 20261121
+    simulator_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    simulators: dict[str, RunningSimulator] = field(default_factory=dict)
+    s3_endpoint: str = ""
+    _moto: Any = None
+
+    def start(self) -> LocalServices:
+        try:
+            self._start_s3()
+            for index, vendor in enumerate(VENDORS):
+                self.simulators[vendor] = start_simulator(
+                    vendor,
+                    host=self.host,
+                    port=self.ports.simulator(index),
+                    seed=self.seed,
+                    **self.simulator_settings.get(vendor, {}),
+                )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_s3(self) -> None:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from include.simulators.base import free_port
+
+        port = self.ports.s3 or free_port(self.host)
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
+        self._moto.start()
+        self.s3_endpoint = f"http://{self.host}:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+            region_name="us-east-1",
+        ).create_bucket(Bucket=LAKE_BUCKET)
+
+    def stop(self) -> None:
+        for sim in self.simulators.values():
+            sim.stop()
+        self.simulators.clear()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalServices:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def s3_connection(self) -> dict[str, Any]:
+        return {
+            "conn_type": "aws",
+            "login": S3_ACCESS_KEY,
+            "password": S3_SECRET_KEY,
+            "extra": {"endpoint_url": self.s3_endpoint, "region_name": "us-east-1"},
+        }
+
+    def connections(self) -> dict[str, dict[str, Any]]:
+        """Airflow connection id -> connection (JSON form)."""
+        conns = {f"{v}_default": sim.connection() for v, sim in self.simulators.items()}
+        conns[LAKE_CONN_ID] = self.s3_connection()
+        return conns
+
+    def connection_env(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables for every connection."""
+        return {
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+            for conn_id, conn in self.connections().items()
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "simulators": {
+                vendor: {
+                    "base_url": sim.base_url,
+                    "credentials": sim.credentials,
+                    "extra": sim.extra,
+                    "admin": f"{sim.base_url}/_sim",
+                }
+                for vendor, sim in self.simulators.items()
+            },
+            "s3": {
+                "endpoint_url": self.s3_endpoint,
+                "bucket": LAKE_BUCKET,
+                "access_key": S3_ACCESS_KEY,
+                "secret_key": S3_SECRET_KEY,
+                "conn_id": LAKE_CONN_ID,
+            },
+        }

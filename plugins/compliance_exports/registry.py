@@ -1,0 +1,381 @@
+"""The export registry: one YAML entry per export, validated at DAG parse time.
+
+Adding an export is an entry in ``include/registry/exports.yaml``, not code. Loading is
+cheap and offline (no network, no pyarrow): each entry's vendor parameters are checked
+with the same rules the submit operators apply before any request, so a bad entry is a
+DAG import error that names the entry and the field::
+
+    include/registry/exports.yaml: exports.veza_review_xlsx.veza.title: 'Quarterly ...'
+    is 34 characters; Veza allows at most 30
+
+Entries sharing a ``dag`` (default ``<vendor>_exports``) become one DAG; they must share
+its schedule and timezone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from compliance_exports.core.errors import ExportValidationError
+
+DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "include" / "registry" / "exports.yaml"
+REGISTRY_ENV = "COMPLIANCE_EXPORTS_REGISTRY"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_CRON_FIELDS = 5
+
+
+class RegistryError(ValueError):
+    """An invalid registry entry; the message names the file, the entry and the field."""
+
+
+class Vendor(StrEnum):
+    OLERIA = "oleria"
+    VEZA = "veza"
+    SAILPOINT = "sailpoint"
+    MAXSIGHT = "maxsight"
+
+
+class ExportKind(StrEnum):
+    """How an export relates to the run's data interval.
+
+    * ``windowed``: the interval drives a filter (Oleria event contexts on a timestamp
+      field, Maxsight's range); any past interval can be exported again (backfills).
+    * ``snapshot``: the vendor returns current state (most Oleria inventory contexts,
+      SailPoint reports, a Veza certification's review): it cannot be taken for a past
+      date, so a run whose interval ended longer than ``snapshot_grace`` ago is skipped
+      with a log line saying so, and the manifest records the extraction time.
+    """
+
+    WINDOWED = "windowed"
+    SNAPSHOT = "snapshot"
+
+
+def parse_duration(text: Any, where: str) -> dt.timedelta:
+    """``"90s" | "15m" | "2h" | "1d"`` or a number of seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool) and text > 0:
+        return dt.timedelta(seconds=text)
+    match = _DURATION.match(str(text).strip())
+    if not match or int(match.group(1)) == 0:
+        raise RegistryError(f"{where}: {text!r} is not a duration like 90s, 15m, 2h or 1d")
+    return dt.timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass(frozen=True)
+class LakeTarget:
+    bucket: str = "compliance-lake"
+    prefix: str = ""
+    aws_conn_id: str = "aws_lake"
+    sse: str | None = None  # None | "AES256" | "aws:kms"
+    kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sse not in (None, "AES256", "aws:kms"):
+            raise ExportValidationError("lake.sse", f"{self.sse!r} is not AES256 or aws:kms")
+        if self.sse == "aws:kms" and not self.kms_key_id:
+            raise ExportValidationError("lake.kms_key_id", "required when sse is aws:kms")
+        if self.kms_key_id and self.sse != "aws:kms":
+            raise ExportValidationError("lake.kms_key_id", "only valid with sse: aws:kms")
+        if not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", self.bucket):
+            raise ExportValidationError("lake.bucket", f"{self.bucket!r} is not an S3 bucket name")
+
+
+@dataclass(frozen=True)
+class ExportEntry:
+    """One export: what to ask the vendor, when, and where it lands."""
+
+    name: str
+    vendor: Vendor
+    dataset: str
+    kind: ExportKind
+    conn_id: str
+    params: Mapping[str, Any]
+    schema: Mapping[str, str]
+    dag_id: str
+    schedule: str
+    timezone: str
+    pool: str
+    lake: LakeTarget
+    retries: int
+    retry_delay: dt.timedelta
+    execution_timeout: dt.timedelta
+    wait_timeout: dt.timedelta
+    snapshot_grace: dt.timedelta
+    description: str = ""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def asset_uri(self) -> str:
+        base = "/".join(p for p in (self.lake.prefix.strip("/"), "curated") if p)
+        return f"s3://{self.lake.bucket}/{base}/vendor={self.vendor.value}/dataset={self.dataset}/"
+
+
+@dataclass(frozen=True)
+class Registry:
+    entries: tuple[ExportEntry, ...]
+    source: str = ""
+
+    def by_dag(self) -> dict[str, tuple[ExportEntry, ...]]:
+        groups: dict[str, list[ExportEntry]] = {}
+        for entry in self.entries:
+            groups.setdefault(entry.dag_id, []).append(entry)
+        return {dag_id: tuple(entries) for dag_id, entries in groups.items()}
+
+    def get(self, name: str) -> ExportEntry:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+
+# --- vendor parameters: the same checks the submit operators run before any request ---
+
+
+def _check_oleria(params: Mapping[str, Any], kind: ExportKind) -> None:
+    from compliance_exports.vendors.oleria.filters import validate_download_request
+
+    validate_download_request(
+        params.get("context", ""),
+        params.get("filter_by", []),
+        params.get("sort_by", []),
+        extra_contexts=params.get("extra_contexts", ()),
+    )
+    if kind is ExportKind.WINDOWED and not params.get("window_field"):
+        raise ExportValidationError(
+            "window_field", "a windowed Oleria export names the timestamp field to filter on"
+        )
+
+
+def _check_veza(params: Mapping[str, Any], kind: ExportKind) -> None:
+    from compliance_exports.vendors.veza.validation import validate_access_review_export
+
+    formats = {"csv": 0, "xlsx": 6}
+    fmt = params.get("format", "csv")
+    if fmt not in formats:
+        raise ExportValidationError("format", f"{fmt!r} is not one of csv, xlsx")
+    validate_access_review_export(
+        format=formats[fmt],
+        certification_id=params.get("certification_id"),
+        previous_certification_id=params.get("previous_certification_id"),
+        title=params.get("title"),
+        filter=params.get("filter"),
+        mutable_filter=params.get("mutable_filter"),
+        order_by=params.get("order_by"),
+    )
+    if kind is not ExportKind.SNAPSHOT:
+        raise ExportValidationError("kind", "a Veza review export is a snapshot of a certification")
+
+
+def _check_sailpoint(params: Mapping[str, Any], kind: ExportKind) -> None:
+    from compliance_exports.vendors.sailpoint.reports import validate_report
+
+    validate_report(
+        params.get("report_type", ""), params.get("arguments", {}), params.get("file_format", "csv")
+    )
+    if kind is not ExportKind.SNAPSHOT:
+        raise ExportValidationError("kind", "a SailPoint report is a snapshot of current state")
+
+
+def _check_maxsight(params: Mapping[str, Any], kind: ExportKind) -> None:
+    from compliance_exports.vendors.maxsight.query import ARRAY_PARAMETERS, AuditExportQuery
+
+    filters = params.get("filters", {})
+    unknown_filters = sorted(set(filters) - set(ARRAY_PARAMETERS))
+    if unknown_filters:
+        raise ExportValidationError(
+            "filters", f"unknown {unknown_filters}; allowed: {', '.join(ARRAY_PARAMETERS)}"
+        )
+    arrays: dict[str, Any] = {name: tuple(values) for name, values in filters.items()}
+    AuditExportQuery(
+        metadata=dict(params.get("metadata", {})),
+        locale=params.get("locale", "en"),
+        timezone=params.get("timezone"),
+        **arrays,
+    )
+    file_types = params.get("file_types", ["csv"])
+    if set(file_types) - {"csv", "pdf"} or "csv" not in file_types:
+        raise ExportValidationError(
+            "file_types", f"{file_types!r}: csv is required (it counts the events), pdf optional"
+        )
+    if kind is not ExportKind.WINDOWED:
+        raise ExportValidationError("kind", "the Maxsight audit export is windowed by its range")
+
+
+_VENDOR_CHECKS: Mapping[Vendor, Callable[[Mapping[str, Any], ExportKind], None]] = {
+    Vendor.OLERIA: _check_oleria,
+    Vendor.VEZA: _check_veza,
+    Vendor.SAILPOINT: _check_sailpoint,
+    Vendor.MAXSIGHT: _check_maxsight,
+}
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def _choice(enum: type[Enum], value: Any, where: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)
+        raise RegistryError(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise RegistryError(
+            f"{where}: {value!r} must be lower_snake_case (letters, digits, '_'), "
+            "starting with a letter"
+        )
+    return value
+
+
+def _check_schedule(schedule: Any, timezone: Any, where: str) -> None:
+    if not isinstance(schedule, str) or len(schedule.split()) != _CRON_FIELDS:
+        raise RegistryError(f"{where}.schedule: {schedule!r} is not a 5-field cron expression")
+    from croniter import croniter
+
+    if not croniter.is_valid(schedule):
+        raise RegistryError(f"{where}.schedule: {schedule!r} is not a valid cron expression")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RegistryError(f"{where}.timezone: {timezone!r} is not an IANA timezone") from None
+
+
+def _check_schema(schema: Any, where: str) -> Mapping[str, str]:
+    from compliance_exports.landing.schema import DatasetSchema
+
+    if not isinstance(schema, Mapping):
+        raise RegistryError(f"{where}.schema: must map column names to types")
+    try:
+        DatasetSchema.from_mapping(schema)
+    except (ValueError, TypeError) as exc:
+        raise RegistryError(f"{where}.schema: {exc}") from None
+    return dict(schema)
+
+
+_ENTRY_KEYS = {
+    "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
+    "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
+    "description", "tags", *(v.value for v in Vendor),
+}  # fmt: skip
+
+
+def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> ExportEntry:
+    if not isinstance(raw, Mapping):
+        raise RegistryError(f"{where}: an export entry must be a mapping")
+    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    merged = {**defaults, **raw}
+    vendor = _choice(Vendor, merged.get("vendor"), f"{where}.vendor")
+    kind = _choice(ExportKind, merged.get("kind"), f"{where}.kind")
+    params = raw.get(vendor.value, {})
+    if not isinstance(params, Mapping):
+        raise RegistryError(f"{where}.{vendor.value}: must be a mapping of vendor parameters")
+    try:
+        _VENDOR_CHECKS[vendor](params, kind)
+        lake = LakeTarget(**{**defaults.get("lake", {}), **raw.get("lake", {})})
+    except ExportValidationError as exc:
+        raise RegistryError(f"{where}.{vendor.value}.{exc}") from None
+    except TypeError as exc:
+        raise RegistryError(f"{where}.lake: {exc}") from None
+    _check_schedule(merged.get("schedule"), merged.get("timezone", "UTC"), where)
+    retries = merged.get("retries", 3)
+    if not isinstance(retries, int) or retries < 2:
+        raise RegistryError(f"{where}.retries: {retries!r}; nightly exports need retries >= 2")
+    return ExportEntry(
+        name=name,
+        vendor=vendor,
+        dataset=_name(merged.get("dataset", name), f"{where}.dataset"),
+        kind=kind,
+        conn_id=str(merged.get("conn_id", f"{vendor.value}_default")),
+        params=dict(params),
+        schema=_check_schema(merged.get("schema", {}), where),
+        dag_id=_name(merged.get("dag", f"{vendor.value}_exports"), f"{where}.dag"),
+        schedule=merged["schedule"],
+        timezone=str(merged.get("timezone", "UTC")),
+        pool=str(merged.get("pool", vendor.value)),
+        lake=lake,
+        retries=retries,
+        retry_delay=parse_duration(merged.get("retry_delay", "2m"), f"{where}.retry_delay"),
+        execution_timeout=parse_duration(
+            merged.get("execution_timeout", "2h"), f"{where}.execution_timeout"
+        ),
+        wait_timeout=parse_duration(merged.get("wait_timeout", "1h"), f"{where}.wait_timeout"),
+        snapshot_grace=parse_duration(
+            merged.get("snapshot_grace", "36h"), f"{where}.snapshot_grace"
+        ),
+        description=str(merged.get("description", "")),
+        tags=tuple(str(t) for t in merged.get("tags", ())),
+    )
+
+
+def _check_dags(entries: tuple[ExportEntry, ...], source: str) -> None:
+    for dag_id, group in Registry(entries).by_dag().items():
+        first = group[0]
+        for other in group[1:]:
+            if (other.schedule, other.timezone) != (first.schedule, first.timezone):
+                raise RegistryError(
+                    f"{source}: exports.{other.name}: shares dag {dag_id!r} with "
+                    f"{first.name} but not its schedule/timezone "
+                    f"({other.schedule!r} {other.timezone} vs {first.schedule!r} {first.timezone})"
+                )
+    targets: dict[tuple[str, str, str, str], str] = {}
+    for entry in entries:
+        key = (entry.lake.bucket, entry.lake.prefix, entry.vendor.value, entry.dataset)
+        if key in targets:
+            raise RegistryError(
+                f"{source}: exports.{entry.name}: lands in the same dataset as "
+                f"{targets[key]} ({entry.vendor.value}/{entry.dataset}); give it its own dataset"
+            )
+        targets[key] = entry.name
+
+
+def parse_registry(document: Any, source: str = "<registry>") -> Registry:
+    """Validate a registry document (the YAML's content) into typed entries."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("exports"), Mapping):
+        raise RegistryError(f"{source}: expected a mapping with an 'exports' mapping")
+    defaults = document.get("defaults", {}) or {}
+    if not isinstance(defaults, Mapping):
+        raise RegistryError(f"{source}: defaults must be a mapping")
+    entries = []
+    for name, raw in document["exports"].items():
+        where = f"exports.{name}"
+        try:
+            entries.append(_entry(_name(name, where), raw, defaults, where))
+        except RegistryError as exc:
+            raise RegistryError(f"{source}: {exc}") from None
+    if not entries:
+        raise RegistryError(f"{source}: no exports defined")
+    registry = Registry(tuple(entries), source)
+    _check_dags(registry.entries, source)
+    return registry
+
+
+def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
+    """Load the registry (``$COMPLIANCE_EXPORTS_REGISTRY`` or the default file)."""
+    target = Path(path or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+    try:
+        document = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{target}: cannot be read as YAML: {exc}") from None
+    return parse_registry(document, source=_display(target))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(DEFAULT_REGISTRY.parents[2]))
+    except ValueError:
+        return str(path)
