@@ -8,7 +8,8 @@ operator and keyword names are case-insensitive; string comparisons ignore case.
 
 Our CHOICES where the RFC leaves room or Veza does not say:
 
-- attribute paths are ``name(.name)*`` (``source.name``); URN prefixes and
+- attribute paths are ``name(.name)*`` (``source.name``), except the words ``and``,
+  ``or`` and ``not`` (so a misplaced keyword gets a clear error); URN prefixes and
   ``emails[type eq "work"]`` value paths are not supported (a clear syntax error);
 - a row is a mapping with flat dot keys (``{"source.name": ...}``, as in Veza's
   columns) or nested mappings; attribute names match case-insensitively;
@@ -36,6 +37,7 @@ Value: TypeAlias = str | int | float | bool | None
 COMPARISON_OPERATORS: tuple[str, ...] = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 STRING_OPERATORS: frozenset[str] = frozenset({"co", "sw", "ew"})
 ORDERING_OPERATORS: frozenset[str] = frozenset({"gt", "ge", "lt", "le"})
+RESERVED_WORDS: tuple[str, ...] = ("and", "or", "not")
 
 
 # --------------------------------------------------------------------------- the tree
@@ -208,7 +210,10 @@ class _Parser:
         return node
 
     def parse_attribute_expression(self) -> Node:
-        if self.current.kind != "word":
+        if self.current.is_word("not"):
+            self.advance()
+            raise self.fail("'(' after 'not'")
+        if self.current.kind != "word" or self.current.is_word(*RESERVED_WORDS):
             raise self.fail("an attribute name, 'not (' or '('")
         attribute = self.advance().text
         if self.current.is_word("pr"):

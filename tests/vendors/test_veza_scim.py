@@ -1,0 +1,371 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compliance_exports.vendors.veza.scim import (
+    COMPARISON_OPERATORS,
+    ORDERING_OPERATORS,
+    STRING_OPERATORS,
+    And,
+    Compare,
+    Node,
+    Not,
+    Or,
+    Present,
+    ScimSyntaxError,
+    Value,
+    attributes,
+    comparisons,
+    evaluate,
+    lookup,
+    parse_filter,
+    render,
+    render_value,
+)
+
+a_pr, b_pr, c_pr, d_pr = Present("a"), Present("b"), Present("c"), Present("d")
+
+
+class TestParse:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ('source.name eq "Ann"', Compare("source.name", "eq", "Ann")),
+            ("a pr", a_pr),
+            ("a gt 5", Compare("a", "gt", 5)),
+            ("a ge -2.5", Compare("a", "ge", -2.5)),
+            ("a lt 1e3", Compare("a", "lt", 1000.0)),
+            ("a eq true", Compare("a", "eq", True)),
+            ("a ne false", Compare("a", "ne", False)),
+            ("a eq null", Compare("a", "eq", None)),
+            ("A EQ 1 AND b Pr", And(Compare("A", "eq", 1), b_pr)),
+            ("a pr or b pr and c pr", Or(a_pr, And(b_pr, c_pr))),
+            ("a pr and b pr or c pr", Or(And(a_pr, b_pr), c_pr)),
+            ("(a pr or b pr) and c pr", And(Or(a_pr, b_pr), c_pr)),
+            ("not (a pr) and b pr", And(Not(a_pr), b_pr)),
+            ("not (a pr and b pr)", Not(And(a_pr, b_pr))),
+            ("NOT(a pr)", Not(a_pr)),
+            ("a pr and b pr and c pr", And(And(a_pr, b_pr), c_pr)),
+            ("a pr or b pr or c pr", Or(Or(a_pr, b_pr), c_pr)),
+            ("a pr or not (b pr) and (c pr or d pr)", Or(a_pr, And(Not(b_pr), Or(c_pr, d_pr)))),
+            ("((a pr))", a_pr),
+            ('a eq "x"and b pr', And(Compare("a", "eq", "x"), b_pr)),
+            (
+                'destination.datasource_id sw "aws-"',
+                Compare("destination.datasource_id", "sw", "aws-"),
+            ),
+        ],
+    )
+    def test_parses(self, text: str, expected: Node) -> None:
+        assert parse_filter(text) == expected
+
+    @pytest.mark.parametrize(
+        ("literal", "value"),
+        [
+            (r'"say \"hi\""', 'say "hi"'),
+            (r'"back\\slash"', "back\\slash"),
+            (r'"caf\u00e9 \/ tab\t"', "café / tab\t"),
+            ('"unicode ünïcødé"', "unicode ünïcødé"),
+            ('""', ""),
+        ],
+    )
+    def test_string_escapes(self, literal: str, value: str) -> None:
+        assert parse_filter(f"a eq {literal}") == Compare("a", "eq", value)
+
+    @pytest.mark.parametrize(
+        ("text", "position", "expected", "found"),
+        [
+            ("", 0, "an attribute name, 'not (' or '('", "end of filter"),
+            ("source.name eq", 14, "a value (a double-quoted string, a number", "end of filter"),
+            ("a eqq 1", 2, "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)", "'eqq'"),
+            ("(a pr", 5, "')'", "end of filter"),
+            ('a eq "x" b pr', 9, "'and', 'or' or end of filter", "'b'"),
+            ("a pr and", 8, "an attribute name, 'not (' or '('", "end of filter"),
+            ("a pr or or b pr", 8, "an attribute name, 'not (' or '('", "'or'"),
+            ("a gt true", 5, "a string or number after 'gt'", "true"),
+            ("a le null", 5, "a string or number after 'le'", "null"),
+            ("a co 5", 5, "a string after 'co'", "5"),
+            ("a sw true", 5, "a string after 'sw'", "true"),
+            ("a eq 'x'", 5, "an attribute name, operator, value or parenthesis", "\"'x'\""),
+            (
+                'a eq "open',
+                5,
+                "an attribute name, operator, value or parenthesis",
+                "an unterminated",
+            ),
+            (r'a eq "bad \x escape"', 10, "a valid string escape", "'\"bad "),
+            (
+                'emails[type eq "work"]',
+                6,
+                "an attribute name, operator, value or parenthesis",
+                "'[type eq ",
+            ),
+            ("a eq 01", 5, "an attribute name, operator, value or parenthesis", "'01'"),
+            ("a eq x", 5, "a value (a double-quoted string", "'x'"),
+            ("a pr)", 4, "'and', 'or' or end of filter", "')'"),
+            ("not a pr", 4, "'(' after 'not'", "'a'"),
+            ("a pr and not", 12, "'(' after 'not'", "end of filter"),
+            ("and pr", 0, "an attribute name, 'not (' or '('", "'and'"),
+            ("1a eq 1", 0, "an attribute name, operator, value or parenthesis", "'1a eq 1'"),
+        ],
+    )
+    def test_syntax_errors_name_position_and_expectation(
+        self, text: str, position: int, expected: str, found: str
+    ) -> None:
+        with pytest.raises(ScimSyntaxError) as info:
+            parse_filter(text)
+        error = info.value
+        assert error.position == position
+        assert error.expected.startswith(expected)
+        assert error.found.startswith(found)
+        assert str(error).startswith(f"invalid SCIM filter at position {position}: expected ")
+        assert repr(text) in str(error)
+
+    def test_not_a_string(self) -> None:
+        with pytest.raises(TypeError, match="a SCIM filter is a string, not int"):
+            parse_filter(5)  # type: ignore[arg-type]
+
+
+class TestRender:
+    @pytest.mark.parametrize(
+        ("node", "text"),
+        [
+            (Or(a_pr, And(b_pr, c_pr)), "a pr or b pr and c pr"),
+            (And(Or(a_pr, b_pr), c_pr), "(a pr or b pr) and c pr"),
+            (And(a_pr, And(b_pr, c_pr)), "a pr and (b pr and c pr)"),
+            (Or(a_pr, Or(b_pr, c_pr)), "a pr or (b pr or c pr)"),
+            (Not(Or(a_pr, b_pr)), "not (a pr or b pr)"),
+            (Compare("a", "eq", 'q"uote'), r'a eq "q\"uote"'),
+            (Compare("a", "eq", None), "a eq null"),
+        ],
+    )
+    def test_minimal_parentheses(self, node: Node, text: str) -> None:
+        assert render(node) == text
+
+    @pytest.mark.parametrize("value", [float("nan"), float("inf")])
+    def test_non_finite_numbers_cannot_be_written(self, value: float) -> None:
+        with pytest.raises(ValueError, match="cannot be written"):
+            render_value(value)
+
+
+def test_attributes_and_comparisons() -> None:
+    node = parse_filter('source.name eq "x" or not (destination.type pr and source.name sw "y")')
+    assert attributes(node) == {"source.name", "destination.type"}
+    assert comparisons(node) == [
+        Compare("source.name", "eq", "x"),
+        Present("destination.type"),
+        Compare("source.name", "sw", "y"),
+    ]
+
+
+def matches(text: str, row: dict[str, Any]) -> bool:
+    return evaluate(parse_filter(text), row)
+
+
+class TestEvaluate:
+    @pytest.mark.parametrize(
+        ("text", "row", "expected"),
+        [
+            ('name eq "ANN"', {"name": "ann"}, True),
+            ('name ne "ANN"', {"name": "ann"}, False),
+            ('name ne "ANN"', {"name": "bob"}, True),
+            ('name co "NN"', {"name": "joanna"}, True),
+            ('name sw "Jo"', {"name": "joanna"}, True),
+            ('name sw "an"', {"name": "joanna"}, False),
+            ('name ew "ANNA"', {"name": "joanna"}, True),
+            ('name gt "b"', {"name": "Carl"}, True),
+            ('name lt "B"', {"name": "alice"}, True),
+            ("n gt 5", {"n": 6}, True),
+            ("n ge 5", {"n": 5}, True),
+            ("n lt 5", {"n": 5.5}, False),
+            ("n le 5", {"n": "4"}, True),
+            ("n eq 5", {"n": 5.0}, True),
+            ("n eq 5", {"n": "five"}, False),
+            ("active eq true", {"active": True}, True),
+            ("active eq true", {"active": "TRUE"}, True),
+            ("active eq false", {"active": True}, False),
+            ("active eq true", {"active": 1}, False),
+            ('at gt "2026-01-01T00:00:00Z"', {"at": "2026-01-01T01:00:00+00:00"}, True),
+            ('at gt "2026-01-01T00:00:00Z"', {"at": "2026-01-01T00:30:00+01:00"}, False),
+            ('at eq "2026-01-01T00:00:00Z"', {"at": "2026-01-01T01:00:00+01:00"}, True),
+            ('at le "2026-01-01"', {"at": dt.datetime(2025, 12, 31, 23, tzinfo=dt.UTC)}, True),
+            ('at sw "2026-01-01"', {"at": "2026-01-01T05:00:00Z"}, True),
+            ("missing pr", {}, False),
+            ("blank pr", {"blank": ""}, False),
+            ("empty pr", {"empty": []}, False),
+            ("zero pr", {"zero": 0}, True),
+            ("missing eq null", {}, True),
+            ("missing eq null", {"missing": None}, True),
+            ("there ne null", {"there": "x"}, True),
+            ('missing ne "x"', {}, True),
+            ('missing eq "x"', {}, False),
+            ('missing gt "x"', {}, False),
+            ('reviewers eq "BOB"', {"reviewers": ["alice", "bob"]}, True),
+            ('reviewers ne "bob"', {"reviewers": ["alice", "bob"]}, False),
+            ('reviewers co "ali"', {"reviewers": ["alice", "bob"]}, True),
+            ("reviewers pr", {"reviewers": [None, ""]}, False),
+            ("reviewers eq null", {"reviewers": []}, True),
+            ('source.name eq "x"', {"source.name": "X"}, True),
+            ('source.name eq "x"', {"source": {"name": "X"}}, True),
+            ('Source.Name eq "x"', {"source.name": "x"}, True),
+            ('source.name eq "x"', {"source": "x"}, False),
+            ('name eq "x"', {"name": {"nested": 1}}, False),
+        ],
+    )
+    def test_row(self, text: str, row: dict[str, Any], expected: bool) -> None:
+        assert matches(text, row) is expected
+
+    def test_lookup_prefers_the_flat_key(self) -> None:
+        assert (
+            lookup({"source.name": "flat", "source": {"name": "nested"}}, "source.name") == "flat"
+        )
+
+    def test_logic(self) -> None:
+        row = {"a": 1, "b": 2}
+        assert matches("a eq 1 and not (b eq 3)", row)
+        assert matches("a eq 2 or b eq 2", row)
+        assert not matches("a eq 2 or b eq 3 and a eq 1", row)
+
+
+# --------------------------------------------------------------------------- properties
+
+NAMES = st.sampled_from(["a", "b", "c", "x_1", "pr", "eq", "true", "null", "n-1", "A2"])
+ATTRIBUTES = st.builds(lambda parts: ".".join(parts), st.lists(NAMES, min_size=1, max_size=3))
+NUMBERS = st.one_of(
+    st.integers(-(10**12), 10**12), st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+@st.composite
+def leaves(draw: st.DrawFn) -> Node:
+    attribute = draw(ATTRIBUTES)
+    operator = draw(st.sampled_from([*COMPARISON_OPERATORS, "pr"]))
+    if operator == "pr":
+        return Present(attribute)
+    if operator in STRING_OPERATORS:
+        value: Value = draw(st.text(max_size=8))
+    elif operator in ORDERING_OPERATORS:
+        value = draw(st.one_of(st.text(max_size=8), NUMBERS))
+    else:
+        value = draw(st.one_of(st.text(max_size=8), NUMBERS, st.booleans(), st.none()))
+    return Compare(attribute, operator, value)
+
+
+def trees(leaf: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+    return st.recursive(
+        leaf,
+        lambda children: st.one_of(
+            st.builds(And, children, children),
+            st.builds(Or, children, children),
+            st.builds(Not, children),
+        ),
+        max_leaves=8,
+    )
+
+
+def same_tree(left: Node, right: Node) -> bool:
+    """Equality that also tells True from 1 and 1 from 1.0."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, Compare) and isinstance(right, Compare):
+        return left == right and type(left.value) is type(right.value)
+    if isinstance(left, Present):
+        return left == right
+    if isinstance(left, Not) and isinstance(right, Not):
+        return same_tree(left.operand, right.operand)
+    assert isinstance(left, And | Or)
+    assert isinstance(right, And | Or)
+    return same_tree(left.left, right.left) and same_tree(left.right, right.right)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees(leaves()))
+def test_render_then_parse_gives_the_same_tree(node: Node) -> None:
+    text = render(node)
+    assert same_tree(parse_filter(text), node), text
+
+
+# Reference semantics on a small, unambiguous domain: ints and letter-only strings.
+SMALL_ATTRS = st.sampled_from(["a", "b", "c"])
+SMALL_TEXT = st.sampled_from(["x", "X", "xy", "yx", "y", ""])
+SMALL_VALUES = st.one_of(st.none(), st.integers(-3, 3), SMALL_TEXT)
+
+
+@st.composite
+def small_leaves(draw: st.DrawFn) -> Node:
+    attribute = draw(SMALL_ATTRS)
+    operator = draw(st.sampled_from([*COMPARISON_OPERATORS, "pr"]))
+    if operator == "pr":
+        return Present(attribute)
+    if operator in STRING_OPERATORS:
+        return Compare(attribute, operator, draw(SMALL_TEXT))
+    if operator in ORDERING_OPERATORS:
+        return Compare(attribute, operator, draw(st.one_of(st.integers(-3, 3), SMALL_TEXT)))
+    return Compare(attribute, operator, draw(SMALL_VALUES))
+
+
+def reference(node: Node, row: dict[str, Any]) -> bool:
+    if isinstance(node, And):
+        return reference(node.left, row) and reference(node.right, row)
+    if isinstance(node, Or):
+        return reference(node.left, row) or reference(node.right, row)
+    if isinstance(node, Not):
+        return not reference(node.operand, row)
+    value = row.get(node.attribute)
+    if isinstance(node, Present):
+        return value not in (None, "")
+    if node.operator == "ne":
+        return not reference(Compare(node.attribute, "eq", node.value), row)
+    expected = node.value
+    if expected is None:
+        return value is None
+    if value is None:
+        return False
+    if isinstance(expected, int):
+        if isinstance(value, str):
+            return False
+        left: Any = value
+        right: Any = expected
+    else:
+        left, right = str(value).lower(), str(expected).lower()
+    return {
+        "eq": left == right,
+        "co": isinstance(left, str) and right in left,
+        "sw": isinstance(left, str) and left.startswith(right),
+        "ew": isinstance(left, str) and left.endswith(right),
+        "gt": left > right,
+        "ge": left >= right,
+        "lt": left < right,
+        "le": left <= right,
+    }[node.operator]
+
+
+KEYWORDS = [*COMPARISON_OPERATORS, "pr", "and", "or", "not", "true", "false", "null"]
+
+
+def shout_keywords(text: str) -> str:
+    """Upper-case every keyword (safe here: small leaves hold no spaces in strings)."""
+    words = text.replace("(", "( ").replace(")", " )").split(" ")
+    return " ".join(w.upper() if w in KEYWORDS else w for w in words)
+
+
+@settings(max_examples=100, deadline=None)
+@given(trees(small_leaves()))
+def test_keyword_case_and_spacing_do_not_matter(node: Node) -> None:
+    text = render(node)
+    assert same_tree(parse_filter(shout_keywords(text)), node)
+    assert same_tree(parse_filter(text.replace(" ", " \t\n ")), node)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    trees(small_leaves()),
+    st.dictionaries(SMALL_ATTRS, SMALL_VALUES),
+)
+def test_evaluate_agrees_with_reference(node: Node, row: dict[str, Any]) -> None:
+    assert evaluate(parse_filter(render(node)), row) == reference(node, row)
