@@ -28,9 +28,14 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+
+from starlette.responses import StreamingResponse
+
+from include.simulators.base import SimState
 
 Row = dict[str, Any]
 ColumnKind = Literal["string", "number", "boolean", "timestamp", "enum"]
@@ -690,7 +695,7 @@ def ordered_rows(
     rows: Iterable[Row],
     *,
     fields: Sequence[str],
-    order: Callable[[list[Row]], Sequence[Row]],
+    order: Callable[[list[Row]], Sequence[Mapping[str, Any]]],
     row_at: Callable[[int], Row],
     where: Callable[[Row], bool] | None = None,
     limit: int = SORT_INDEX_LIMIT,
@@ -770,3 +775,73 @@ def csv_chunks(
             buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue().encode()
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+class DownloadCut(ConnectionError):
+    """Raised inside a response body to drop the connection mid-download (a fault)."""
+
+
+class _QuietCuts(logging.Filter):
+    """Keep the server log free of the tracebacks our own download faults cause."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, DownloadCut):
+            return False
+        return not (error is not None and "Too little data for declared" in str(error))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
+
+
+def cut_chunks(chunks: Iterable[bytes], *, after_bytes: int, drop: bool) -> Iterator[bytes]:
+    """The first ``after_bytes`` bytes of ``chunks``; then stop, or raise DownloadCut."""
+    sent = 0
+    for chunk in chunks:
+        room = after_bytes - sent
+        if len(chunk) >= room:
+            if room:
+                yield chunk[:room]
+            if drop:
+                raise DownloadCut(f"connection dropped after {after_bytes} bytes")
+            return
+        sent += len(chunk)
+        yield chunk
+
+
+def _counted(chunks: Iterable[bytes], on_complete: Callable[[], None]) -> Iterator[bytes]:
+    yield from chunks
+    on_complete()
+
+
+def download_response(
+    state: SimState,
+    path: str,
+    *,
+    chunks: Iterable[bytes],
+    size: int | None,
+    media_type: str,
+    headers: Mapping[str, str],
+    on_complete: Callable[[], None] | None = None,
+) -> StreamingResponse:
+    """A streamed file body honouring the armed ``truncate``/``drop_connection`` faults.
+
+    ``truncate`` declares a Content-Length larger than the bytes sent; ``drop_connection``
+    closes the connection after ``after_bytes``. ``on_complete`` runs after a full body.
+    """
+    out = dict(headers)
+    if size is not None:
+        out["Content-Length"] = str(size)
+    truncate = state.faults.take("truncate", path)
+    drop = None if truncate else state.faults.take("drop_connection", path)
+    if truncate is not None:
+        out["Content-Length"] = str(max(size or 0, truncate.after_bytes + 1))
+        body = cut_chunks(chunks, after_bytes=truncate.after_bytes, drop=False)
+    elif drop is not None:
+        body = cut_chunks(chunks, after_bytes=drop.after_bytes, drop=True)
+    else:
+        body = iter(chunks) if on_complete is None else _counted(chunks, on_complete)
+    return StreamingResponse(body, media_type=media_type, headers=out)
