@@ -1,0 +1,322 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compliance_exports.core.errors import ExportValidationError
+from compliance_exports.vendors.maxsight.query import (
+    METADATA_KEYS,
+    PDF_EVENT_LIMIT,
+    AuditExportQuery,
+    format_api_timestamp,
+    parse_api_timestamp,
+    parse_params,
+)
+
+UTC = dt.UTC
+START = dt.datetime(2026, 11, 1, tzinfo=UTC)
+END = dt.datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def error_of(**fields: Any) -> ExportValidationError:
+    with pytest.raises(ExportValidationError) as info:
+        AuditExportQuery(**fields)
+    return info.value
+
+
+def params_error(items: list[tuple[str, str]]) -> str:
+    with pytest.raises(ExportValidationError) as info:
+        parse_params(items)
+    return str(info.value)
+
+
+def test_documented_constants() -> None:
+    assert PDF_EVENT_LIMIT == 5000
+    assert METADATA_KEYS == (
+        "entity_id",
+        "assessment_id",
+        "task_id",
+        "workflow_instance_id",
+        "screening_application_id",
+        "screening_config_id",
+        "match_id",
+        "inquiry_id",
+        "tag",
+        "cache_id",
+        "workflow_step",
+    )
+
+
+class TestTimestamps:
+    @pytest.mark.parametrize(
+        ("value", "text"),
+        [
+            (dt.datetime(2026, 11, 21, 23, 0, tzinfo=UTC), "2026-11-21T23:00:00.000Z"),
+            (dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), "2026-01-02T03:04:05.678Z"),
+            (
+                dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+                "2026-11-21T23:00:00.000Z",
+            ),
+            (dt.datetime(999, 1, 1, tzinfo=UTC), "0999-01-01T00:00:00.000Z"),
+        ],
+    )
+    def test_format(self, value: dt.datetime, text: str) -> None:
+        assert format_api_timestamp(value) == text
+
+    def test_format_refuses_naive(self) -> None:
+        with pytest.raises(ValueError, match="naive"):
+            format_api_timestamp(dt.datetime(2026, 1, 1))
+
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ("2026-11-21T23:00:00.000Z", dt.datetime(2026, 11, 21, 23, tzinfo=UTC)),
+            ("2026-11-21T23:00:00Z", dt.datetime(2026, 11, 21, 23, tzinfo=UTC)),
+            ("2026-11-22T01:00:00+02:00", dt.datetime(2026, 11, 21, 23, tzinfo=UTC)),
+            ("2026-11-21T23:00:00.5", dt.datetime(2026, 11, 21, 23, 0, 0, 500000, tzinfo=UTC)),
+            ("2026-11-21", dt.datetime(2026, 11, 21, tzinfo=UTC)),
+        ],
+    )
+    def test_parse(self, text: str, value: dt.datetime) -> None:
+        parsed = parse_api_timestamp(text)
+        assert parsed == value
+        assert parsed.utcoffset() == dt.timedelta(0)
+
+    @pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01T00:00:00Z", "1700000000"])
+    def test_parse_refuses(self, text: str) -> None:
+        with pytest.raises(ValueError, match="is not an ISO-8601 timestamp"):
+            parse_api_timestamp(text)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.datetimes(timezones=st.just(UTC)))
+    def test_round_trip_at_millisecond_precision(self, value: dt.datetime) -> None:
+        expected = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        assert parse_api_timestamp(format_api_timestamp(value)) == expected
+
+
+class TestValidation:
+    def test_defaults(self) -> None:
+        query = AuditExportQuery()
+        assert (query.file_type, query.locale, query.timezone) == ("csv", "en", None)
+        assert query.to_params() == [("file_type", "csv"), ("locale", "en")]
+
+    def test_end_before_start_names_both(self) -> None:
+        assert str(error_of(range_start=END, range_end=START)) == (
+            "range_end: range_end 2026-11-01T00:00:00.000Z is before "
+            "range_start 2026-11-02T00:00:00.000Z"
+        )
+
+    def test_equal_bounds_are_fine_both_inclusive(self) -> None:
+        AuditExportQuery(range_start=START, range_end=START)
+
+    @pytest.mark.parametrize("name", ["range_start", "range_end"])
+    def test_naive_datetimes_refused(self, name: str) -> None:
+        assert str(error_of(**{name: dt.datetime(2026, 1, 1)})) == (
+            f"{name}: 2026-01-01T00:00:00 is naive; give a time zone (UTC)"
+        )
+
+    def test_range_must_be_a_datetime(self) -> None:
+        assert (
+            str(error_of(range_start="2026-01-01")) == "range_start: '2026-01-01' is not a datetime"
+        )
+
+    def test_ranges_kept_in_utc_to_the_millisecond(self) -> None:
+        plus2 = dt.timezone(dt.timedelta(hours=2))
+        query = AuditExportQuery(range_start=dt.datetime(2026, 1, 1, 2, 0, 0, 123999, tzinfo=plus2))
+        assert query.range_start == dt.datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
+        assert query.range_start is not None
+        assert query.range_start.tzinfo is UTC
+
+    def test_unknown_metadata_key_lists_allowed(self) -> None:
+        assert str(error_of(metadata={"entity": "1"})) == (
+            f"metadata[entity]: unknown key 'entity' (allowed: {', '.join(METADATA_KEYS)})"
+        )
+
+    @pytest.mark.parametrize("value", ["", 5, None])
+    def test_metadata_values(self, value: Any) -> None:
+        assert error_of(metadata={"tag": value}).field == "metadata[tag]"
+
+    @pytest.mark.parametrize("name", ["auditee_id", "event_type", "sub_type", "system_source"])
+    def test_arrays(self, name: str) -> None:
+        fields: dict[str, Any] = {name: ["a", "b"]}  # lists are accepted and kept as tuples
+        query = AuditExportQuery(**fields)
+        assert getattr(query, name) == ("a", "b")
+        assert str(error_of(**{name: ["a", ""]})) == f"{name}[1]: '' is not a non-empty string"
+        assert error_of(**{name: "ab"}).field == name
+
+    @pytest.mark.parametrize("file_type", ["xlsx", "", None])
+    def test_file_type(self, file_type: Any) -> None:
+        assert str(error_of(file_type=file_type)) == (
+            f"file_type: {file_type!r} is not a file type (allowed: csv, pdf)"
+        )
+
+    def test_file_type_case(self) -> None:
+        assert AuditExportQuery(file_type="PDF").is_pdf
+
+    @pytest.mark.parametrize("locale", ["en", "en-GB", "pt_BR", "fil"])
+    def test_locales(self, locale: str) -> None:
+        AuditExportQuery(locale=locale)
+
+    @pytest.mark.parametrize("locale", ["", "e", "english language", "en-", 5])
+    def test_bad_locale(self, locale: Any) -> None:
+        assert error_of(locale=locale).field == "locale"
+
+    @pytest.mark.parametrize("zone", ["UTC", "Europe/London", "America/Argentina/Buenos_Aires"])
+    def test_iana_zones(self, zone: str) -> None:
+        AuditExportQuery(timezone=zone)
+
+    @pytest.mark.parametrize(
+        "zone", ["Mars/Olympus", "utc", "America", "Europe/", "../etc/passwd", "/etc/localtime", ""]
+    )
+    def test_bad_zone(self, zone: str) -> None:
+        assert error_of(timezone=zone).field == "timezone"
+
+    def test_hashable_and_comparable(self) -> None:
+        one = AuditExportQuery(metadata={"tag": "x", "task_id": "1"}, event_type=("a",))
+        two = AuditExportQuery(metadata={"task_id": "1", "tag": "x"}, event_type=("a",))
+        assert one == two
+        assert hash(one) == hash(two)
+
+
+class TestParams:
+    QUERY = AuditExportQuery(
+        range_start=START,
+        range_end=END,
+        auditee_id=("p1",),
+        event_type=("LOGIN", "EXPORT"),
+        metadata={"workflow_step": "review", "entity_id": "e9"},
+        file_type="pdf",
+        locale="en-GB",
+        timezone="Europe/London",
+    )
+
+    def test_brackets_encoding(self) -> None:
+        assert self.QUERY.to_params("brackets") == [
+            ("range_start", "2026-11-01T00:00:00.000Z"),
+            ("range_end", "2026-11-02T00:00:00.000Z"),
+            ("auditee_id[]", "p1"),
+            ("event_type[]", "LOGIN"),
+            ("event_type[]", "EXPORT"),
+            ("metadata[entity_id]", "e9"),
+            ("metadata[workflow_step]", "review"),
+            ("file_type", "pdf"),
+            ("locale", "en-GB"),
+            ("timezone", "Europe/London"),
+        ]
+
+    def test_repeat_encoding(self) -> None:
+        params = self.QUERY.to_params("repeat")
+        assert [p for p in params if p[0].startswith(("event_type", "auditee_id"))] == [
+            ("auditee_id", "p1"),
+            ("event_type", "LOGIN"),
+            ("event_type", "EXPORT"),
+        ]
+
+    def test_unknown_style(self) -> None:
+        with pytest.raises(ValueError, match="array_style 'csv' is not one of repeat, brackets"):
+            self.QUERY.to_params("csv")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("style", ["repeat", "brackets"])
+    def test_survives_a_real_query_string(self, style: Any) -> None:
+        query_string = urlencode(self.QUERY.to_params(style))
+        assert parse_params(parse_qsl(query_string)) == self.QUERY
+
+    def test_mixed_encodings_are_accepted(self) -> None:
+        query = parse_params([("event_type", "a"), ("event_type[]", "b"), ("sub_type[]", "c")])
+        assert (query.event_type, query.sub_type) == (("a", "b"), ("c",))
+
+    @pytest.mark.parametrize(
+        ("items", "message"),
+        [
+            ([("range_start", "soon")], "range_start: 'soon' is not an ISO-8601 timestamp"),
+            (
+                [("range_start", "2026-11-02T00:00:00Z"), ("range_end", "2026-11-01T00:00:00Z")],
+                "range_end: range_end 2026-11-01T00:00:00.000Z is before range_start "
+                "2026-11-02T00:00:00.000Z",
+            ),
+            ([("page", "2")], "page: is not a parameter of the audit events export"),
+            ([("event_type[][]", "a")], "event_type[][]: is not a parameter of the audit events"),
+            ([("locale", "en"), ("locale", "fr")], "locale: is given more than once"),
+            ([("metadata[tag]", "a"), ("metadata[tag]", "b")], "metadata[tag]: is given more"),
+            ([("metadata[colour]", "red")], "metadata[colour]: unknown key 'colour'"),
+            ([("metadata[]", "red")], "metadata[]: unknown key ''"),
+            ([("event_type", "")], "event_type: has an empty value"),
+            ([("file_type", "xlsx")], "file_type: 'xlsx' is not a file type"),
+            ([("timezone", "Nowhere/City")], "timezone: 'Nowhere/City' is not an IANA"),
+        ],
+    )
+    def test_errors_name_the_parameter(self, items: list[tuple[str, str]], message: str) -> None:
+        assert params_error(items).startswith(message)
+
+
+TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)
+STAMPS = st.datetimes(timezones=st.just(UTC))
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> AuditExportQuery:
+    start, end = sorted([draw(STAMPS), draw(STAMPS)])
+    return AuditExportQuery(
+        range_start=draw(st.none() | st.just(start)),
+        range_end=draw(st.none() | st.just(end)),
+        auditee_id=tuple(draw(st.lists(TEXT, max_size=3))),
+        event_type=tuple(draw(st.lists(TEXT, max_size=3))),
+        sub_type=tuple(draw(st.lists(TEXT, max_size=3))),
+        system_source=tuple(draw(st.lists(TEXT, max_size=3))),
+        metadata=draw(st.dictionaries(st.sampled_from(METADATA_KEYS), TEXT, max_size=3)),
+        file_type=draw(st.sampled_from(["csv", "pdf"])),
+        locale=draw(st.sampled_from(["en", "fr", "en-GB"])),
+        timezone=draw(st.none() | st.sampled_from(["UTC", "Europe/Paris", "Asia/Tokyo"])),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(queries(), st.sampled_from(["repeat", "brackets"]))
+def test_params_round_trip_in_both_encodings(query: AuditExportQuery, style: Any) -> None:
+    assert parse_params(query.to_params(style)) == query
+    assert parse_params(parse_qsl(urlencode(query.to_params(style)))) == query
+
+
+class TestMatches:
+    EVENT = {
+        "event_id": "1",
+        "timestamp": "2026-11-01T12:00:00.000Z",
+        "auditee_id": "p1",
+        "event_type": "LOGIN",
+        "sub_type": "SSO",
+        "system_source": "portal",
+        "entity_id": "e9",
+        "task_id": "t1",
+    }
+
+    @pytest.mark.parametrize(
+        ("fields", "expected"),
+        [
+            ({}, True),
+            ({"event_type": ("LOGIN", "EXPORT")}, True),
+            ({"event_type": ("EXPORT",)}, False),
+            ({"auditee_id": ("p2",)}, False),
+            ({"sub_type": ("SSO",), "system_source": ("portal",)}, True),
+            ({"metadata": {"entity_id": "e9"}}, True),
+            ({"metadata": {"entity_id": "e9", "task_id": "t2"}}, False),
+            ({"metadata": {"tag": "x"}}, False),
+            ({"range_start": dt.datetime(2026, 11, 1, 12, tzinfo=UTC)}, True),
+            ({"range_end": dt.datetime(2026, 11, 1, 12, tzinfo=UTC)}, True),
+            ({"range_start": dt.datetime(2026, 11, 1, 12, 0, 0, 1000, tzinfo=UTC)}, False),
+            ({"range_end": dt.datetime(2026, 11, 1, 11, 59, 59, 999000, tzinfo=UTC)}, False),
+        ],
+    )
+    def test_event(self, fields: dict[str, Any], expected: bool) -> None:
+        assert AuditExportQuery(**fields).matches(self.EVENT) is expected
+
+    def test_event_without_timestamp_is_outside_any_range(self) -> None:
+        assert not AuditExportQuery(range_start=START).matches({"event_type": "LOGIN"})
+
+    def test_datetime_timestamps(self) -> None:
+        event = {**self.EVENT, "timestamp": dt.datetime(2026, 11, 1, 12, tzinfo=UTC)}
+        assert AuditExportQuery(range_start=START, range_end=END).matches(event)
