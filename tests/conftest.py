@@ -153,3 +153,66 @@ def airflow_db() -> Path:
 
     db.resetdb()
     return _HOME
+
+
+@dataclass
+class RunningStack:
+    """A `make up` local stack started for the tests (its own state dir and ports)."""
+
+    state_dir: Path
+    info: dict[str, Any]
+    env: dict[str, str]
+
+    @property
+    def api_url(self) -> str:
+        return str(self.info["api_url"])
+
+    def token(self) -> str:
+        import httpx
+
+        login = self.info["login"]
+        resp = httpx.post(f"{self.api_url}/auth/token", json=login, timeout=30)
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+
+    def rest(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return httpx.request(method, f"{self.api_url}{path}", headers=headers, timeout=60, **kwargs)
+
+
+def _stack_command(command: str, env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "include.localstack", command],
+        cwd=REPO, env=env, check=True, timeout=420,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`python -m include.localstack up` on free ports; `down` afterwards."""
+    from include.simulators.base import free_port
+
+    state_dir = tmp_path_factory.mktemp("localstack")
+    api = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "AWS_"))
+    }
+    env.update(
+        CE_STATE_DIR=str(state_dir),
+        CE_API_PORT=str(api),
+        CE_S3_PORT=str(free_port()),
+        CE_SIM_PORT_BASE="0",
+    )
+    _stack_command("up", env)
+    try:
+        info = json.loads((state_dir / "stack.json").read_text())
+        yield RunningStack(state_dir=state_dir, info=info, env=env)
+    finally:
+        _stack_command("down", env)

@@ -188,7 +188,11 @@ def _check_sailpoint(params: Mapping[str, Any], kind: ExportKind) -> None:
 
 
 def _check_maxsight(params: Mapping[str, Any], kind: ExportKind) -> None:
-    from compliance_exports.vendors.maxsight.query import ARRAY_PARAMETERS, AuditExportQuery
+    from compliance_exports.vendors.maxsight.query import (
+        ARRAY_PARAMETERS,
+        PDF_EVENT_LIMIT,
+        AuditExportQuery,
+    )
 
     filters = params.get("filters", {})
     unknown_filters = sorted(set(filters) - set(ARRAY_PARAMETERS))
@@ -208,6 +212,11 @@ def _check_maxsight(params: Mapping[str, Any], kind: ExportKind) -> None:
         raise ExportValidationError(
             "file_types", f"{file_types!r}: csv is required (it counts the events), pdf optional"
         )
+    limit, margin = params.get("window_limit", 5000), params.get("window_margin", 0)
+    if not isinstance(limit, int) or not 1 <= limit <= PDF_EVENT_LIMIT:
+        raise ExportValidationError("window_limit", f"{limit!r} is not in 1..{PDF_EVENT_LIMIT}")
+    if not isinstance(margin, int) or not 0 <= margin < limit:
+        raise ExportValidationError("window_margin", f"{margin!r} is not in 0..{limit - 1}")
     if kind is not ExportKind.WINDOWED:
         raise ExportValidationError("kind", "the Maxsight audit export is windowed by its range")
 
