@@ -207,6 +207,7 @@ def _mix(value: int) -> int:
     return value ^ (value >> 31)
 
 
+@functools.lru_cache(maxsize=1024)
 def stream_key(seed: int, name: str) -> int:
     """A 64-bit key for one (seed, dataset/variant name) pair."""
     digest = hashlib.blake2b(f"{seed}\x00{name}".encode(), digest_size=8).digest()
@@ -647,23 +648,34 @@ VEZA_ACCESS_REVIEW = register(
 )
 
 
+def veza_diff_row(
+    seed: int, index: int, *, certification_id: str, previous_certification_id: str
+) -> Row:
+    """Row ``index`` of a diff export: a review row with a ``change`` column.
+
+    A ``removed`` row is the previous certification's row at that index; the others
+    carry the current certification's row (``changed``: a different decision or
+    reviewers than before).
+    """
+    pair = f"{previous_certification_id}->{certification_id}"
+    change = VEZA_CHANGES[
+        _diff_bucket(RowRandom.for_row(seed, f"veza.diff/{pair}", index).below(20))
+    ]
+    variant = previous_certification_id if change == "removed" else certification_id
+    return {**VEZA_ACCESS_REVIEW.row(seed, index, variant=variant), "change": change}
+
+
 def veza_diff_rows(
     seed: int, count: int, *, certification_id: str, previous_certification_id: str
 ) -> Iterator[Row]:
-    """A diff export: rows of the current certification with a ``change`` column.
-
-    A ``removed`` row is the previous certification's row at that index; ``changed``
-    rows carry the current row (a different decision or reviewers than before).
-    """
-    pair = f"{previous_certification_id}->{certification_id}"
-    change_key = stream_key(seed, f"veza.diff/{pair}")
-    dataset = VEZA_ACCESS_REVIEW
-    current_key = dataset.key(seed, certification_id)
-    previous_key = dataset.key(seed, previous_certification_id)
+    """Rows ``0 .. count-1`` of a diff export (see :func:`veza_diff_row`)."""
     for index in range(count):
-        change = VEZA_CHANGES[_diff_bucket(RowRandom(change_key, index).below(20))]
-        key = previous_key if change == "removed" else current_key
-        yield {**dataset.row_at(key, index), "change": change}
+        yield veza_diff_row(
+            seed,
+            index,
+            certification_id=certification_id,
+            previous_certification_id=previous_certification_id,
+        )
 
 
 def _diff_bucket(roll: int) -> int:
