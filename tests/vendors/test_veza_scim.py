@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from compliance_exports.vendors.veza.scim import (
     COMPARISON_OPERATORS,
+    MAX_EXPRESSIONS,
+    MAX_NESTING,
     ORDERING_OPERATORS,
     STRING_OPERATORS,
     And,
@@ -103,7 +105,7 @@ class TestParse:
                 'emails[type eq "work"]',
                 6,
                 "an attribute name, operator, value or parenthesis",
-                "'[type eq ",
+                "'[' (value paths such as",
             ),
             ("a eq 01", 5, "an attribute name, operator, value or parenthesis", "'01'"),
             ("a eq x", 5, "a value (a double-quoted string", "'x'"),
@@ -125,6 +127,21 @@ class TestParse:
         assert error.found.startswith(found)
         assert str(error).startswith(f"invalid SCIM filter at position {position}: expected ")
         assert repr(text) in str(error)
+
+    def test_nesting_limit(self) -> None:
+        deepest = "(" * MAX_NESTING + "a pr" + ")" * MAX_NESTING
+        assert parse_filter(deepest) == a_pr
+        too_deep = f"not ({deepest})"
+        with pytest.raises(ScimSyntaxError) as info:
+            parse_filter(too_deep)
+        assert info.value.expected == f"at most {MAX_NESTING} levels of nested parentheses"
+
+    def test_expression_limit(self) -> None:
+        parse_filter(" and ".join(["a pr"] * MAX_EXPRESSIONS))
+        with pytest.raises(ScimSyntaxError) as info:
+            parse_filter(" or ".join(["a pr"] * (MAX_EXPRESSIONS + 1)))
+        assert info.value.expected == f"at most {MAX_EXPRESSIONS} attribute expressions"
+        assert info.value.position == len("a pr or ") * MAX_EXPRESSIONS
 
     def test_not_a_string(self) -> None:
         with pytest.raises(TypeError, match="a SCIM filter is a string, not int"):

@@ -14,6 +14,8 @@ Our CHOICES where the RFC leaves room or Veza does not say:
 - a row is a mapping with flat dot keys (``{"source.name": ...}``, as in Veza's
   columns) or nested mappings; attribute names match case-insensitively;
 - ``ne`` is exactly ``not eq``; ``eq null`` matches a missing or null attribute;
+- a filter nests at most :data:`MAX_NESTING` groups deep and holds at most
+  :data:`MAX_EXPRESSIONS` attribute expressions (a bounded, shallow tree);
 - ordering operators need a string or number value (not ``true``/``false``/``null``);
   two strings that both read as ISO-8601 timestamps compare as instants (no offset
   means UTC), other strings compare case-insensitively, numbers numerically; values of
@@ -38,6 +40,10 @@ COMPARISON_OPERATORS: tuple[str, ...] = ("eq", "ne", "co", "sw", "ew", "gt", "ge
 STRING_OPERATORS: frozenset[str] = frozenset({"co", "sw", "ew"})
 ORDERING_OPERATORS: frozenset[str] = frozenset({"gt", "ge", "lt", "le"})
 RESERVED_WORDS: tuple[str, ...] = ("and", "or", "not")
+MAX_NESTING = 32
+"""CHOICE: deepest nesting of parentheses and ``not`` a filter may use."""
+MAX_EXPRESSIONS = 256
+"""CHOICE: most attribute expressions one filter may hold (keeps evaluation shallow)."""
 
 
 # --------------------------------------------------------------------------- the tree
@@ -144,6 +150,8 @@ def _tokenize(text: str) -> list[_Token]:
 def _describe_junk(text: str, position: int) -> str:
     if text[position] == '"':
         return "an unterminated or malformed string"
+    if text[position] == "[":
+        return "'[' (value paths such as emails[type eq \"work\"] are not supported)"
     return repr(text[position : position + 10])
 
 
@@ -155,6 +163,8 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0
+        self.expressions = 0
 
     @property
     def current(self) -> _Token:
@@ -204,8 +214,12 @@ class _Parser:
         return self.parse_attribute_expression()
 
     def parse_group(self) -> Node:
+        if self.depth >= MAX_NESTING:
+            raise self.fail(f"at most {MAX_NESTING} levels of nested parentheses")
         self.expect("lparen", "'('")
+        self.depth += 1
         node = self.parse_or()
+        self.depth -= 1
         self.expect("rparen", "')'")
         return node
 
@@ -215,6 +229,9 @@ class _Parser:
             raise self.fail("'(' after 'not'")
         if self.current.kind != "word" or self.current.is_word(*RESERVED_WORDS):
             raise self.fail("an attribute name, 'not (' or '('")
+        self.expressions += 1
+        if self.expressions > MAX_EXPRESSIONS:
+            raise self.fail(f"at most {MAX_EXPRESSIONS} attribute expressions")
         attribute = self.advance().text
         if self.current.is_word("pr"):
             self.advance()

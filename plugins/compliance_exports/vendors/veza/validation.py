@@ -124,7 +124,7 @@ def validate_filter(text: Any) -> Node:
     """Parse ``filter``; every attribute must be a ``source.`` or ``destination.`` field."""
     node = _parse("filter", text)
     for name in sorted(attributes(node)):
-        if not name.lower().startswith(FILTER_PREFIXES) or name.endswith("."):
+        if not name.lower().startswith(FILTER_PREFIXES):
             raise ExportValidationError(
                 "filter",
                 f"attribute {name!r} is not filterable here "
