@@ -521,3 +521,47 @@ def test_row_filter_parses_values_once() -> None:
     parsed = RowFilter.from_dict(a_filter("string", "matches", ["^F"]))
     assert isinstance(parsed.values[0], re.Pattern)
     assert parsed.matches(row(department="Finance"), now=NOW)
+
+
+VALID_VALUE_FOR = {**GOOD_VALUE, "date": "x"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data_type=st.sampled_from([*DATA_TYPES, "date"]),
+    filter_type=st.sampled_from([*ALL_FILTER_TYPES, "like"]),
+    count=st.integers(0, 4),
+)
+def test_first_broken_rule_is_reported(data_type: str, filter_type: str, count: int) -> None:
+    """dataType, then filterType, then the value count: the first rule broken is named."""
+    value = "7d" if filter_type == "last" else VALID_VALUE_FOR[data_type]
+    values = ["1", "2"] if filter_type == "between" and count == 2 else [value] * count
+    if filter_type == "between" and count == 2 and data_type == "timestamp":
+        values = ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
+    entry = a_filter(data_type, filter_type, values)
+    low, high = value_count_rule(filter_type)
+    if data_type not in FILTER_TYPES:
+        broken = "dataType"
+    elif filter_type not in FILTER_TYPES[data_type]:
+        broken = "filterType"
+    elif count < low or (high is not None and count > high):
+        broken = "values"
+    else:
+        validate_download_request("risks", [entry], [])
+        return
+    with pytest.raises(ExportValidationError) as info:
+        validate_download_request("risks", [entry], [])
+    assert info.value.field == f"params.filterBy[0].{broken}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    age=st.timedeltas(min_value=dt.timedelta(days=-2), max_value=dt.timedelta(days=30)),
+    amount=st.integers(1, 500),
+    unit=st.sampled_from(["m", "h", "d", "w"]),
+)
+def test_last_keeps_exactly_the_recent_past(age: dt.timedelta, amount: int, unit: str) -> None:
+    window = parse_duration(f"{amount}{unit}")
+    entry = a_filter("timestamp", "last", [f"{amount}{unit}"])
+    stamp = (NOW - age).isoformat()
+    assert row_matches(entry, row(department=stamp), now=NOW) is (dt.timedelta(0) <= age <= window)
