@@ -129,6 +129,11 @@ class TestCatalogue:
     def test_context_must_be_a_name(self, context: Any) -> None:
         assert error_of(context, []).startswith("context: ")
 
+    @pytest.mark.parametrize("extra", ["guestAccounts", [""], [None]])
+    def test_extra_contexts_must_be_a_list_of_names(self, extra: Any) -> None:
+        with pytest.raises(ExportValidationError, match=r"^extra_contexts: expected a list"):
+            validate_download_request("risks", [], [], extra_contexts=extra)
+
     def test_extra_contexts_add_names_without_code(self) -> None:
         validate_download_request("guestAccounts", [], [], extra_contexts=["guestAccounts"])
         assert "guestAccounts" in known_contexts(["guestAccounts"])
@@ -417,6 +422,10 @@ class TestRowMatches:
         assert row_matches(is_null, row(department=None), now=NOW)
         assert not row_matches(is_null, row(department="x"), now=NOW)
         assert row_matches(is_not_null, row(department=""), now=NOW)
+
+    def test_now_must_be_aware(self) -> None:
+        with pytest.raises(ValueError, match="must be timezone-aware"):
+            row_matches(a_filter("string", "eq"), row(), now=dt.datetime(2026, 1, 1))
 
     def test_invalid_filter_is_refused_when_applied(self) -> None:
         with pytest.raises(ExportValidationError, match=r"^filter\.filterType: "):

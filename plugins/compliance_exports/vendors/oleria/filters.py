@@ -89,6 +89,12 @@ CATALOGUE: tuple[CatalogueSection, ...] = (
 
 def known_contexts(extra_contexts: Iterable[str] = ()) -> frozenset[str]:
     """Every context name the catalogue knows, plus ``extra_contexts``."""
+    if isinstance(extra_contexts, str) or not all(
+        isinstance(name, str) and name for name in extra_contexts
+    ):
+        raise ExportValidationError(
+            "extra_contexts", f"expected a list of context names, got {extra_contexts!r}"
+        )
     names = {context for section in CATALOGUE for context in section.contexts}
     return frozenset(names.union(extra_contexts))
 
@@ -259,7 +265,9 @@ class RowFilter:
         return cls(data_type, field, filter_type, values)
 
     def matches(self, row: Mapping[str, Any], *, now: dt.datetime) -> bool:
-        """Whether ``row`` passes this filter (``now`` anchors ``last``)."""
+        """Whether ``row`` passes this filter (``now``, timezone-aware, anchors ``last``)."""
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError(f"now {now.isoformat()} must be timezone-aware")
         raw = row.get(self.field)
         if self.filter_type in {"isNull", "isNotNull"}:
             return (raw is None) == (self.filter_type == "isNull")
