@@ -77,6 +77,7 @@ class OleriaSettings:
     strict_fields: bool = True  # filters/sorts on a field the context lacks are a 400
     extra_contexts: list[str] = field(default_factory=list)
     download_port: int = 0  # port of the download origin (0: a free one)
+    download_host: str | None = None  # host in presigned urls (default: the bind address)
 
     def __post_init__(self) -> None:
         if self.create_status not in ALLOWED_CREATE_STATUS:
@@ -506,7 +507,8 @@ def start(
     state = SimState(vendor=VENDOR, seed=seed, faults=FaultInjector(seed, armed), settings=config)
     service = OleriaService(state, config)
     downloads = SimulatorServer(build_download_app(service), host=host, port=config.download_port)
-    service.download_origin = downloads.base_url
+    public_host = config.download_host or ("127.0.0.1" if host in {"0.0.0.0", "::"} else host)
+    service.download_origin = f"http://{public_host}:{downloads.port}"
     api = SimulatorServer(build_api_app(service), host=host, port=port)
     downloads.start()
     try:

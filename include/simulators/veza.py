@@ -568,7 +568,7 @@ def start(
     return RunningSimulator(
         vendor=VENDOR,
         base_url=server.base_url,
-        credentials={"login": "", "password": config.api_key},
+        credentials={"password": config.api_key},
         servers=[server],
     )
 
