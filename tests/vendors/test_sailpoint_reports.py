@@ -62,7 +62,7 @@ class TestReportType:
 class TestArguments:
     @pytest.mark.parametrize("name", sorted(MINIMAL))
     def test_minimal_arguments_pass(self, name: str) -> None:
-        validate_report(name, MINIMAL[name], "csv")
+        validate_report(report_type=name, arguments=MINIMAL[name], file_format="csv")
 
     @pytest.mark.parametrize(
         ("name", "argument"), [(n, a) for n, required in REQUIRED.items() for a in required]

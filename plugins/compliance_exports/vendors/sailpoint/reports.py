@@ -201,6 +201,10 @@ ZIP_REPORT_TYPES: frozenset[str] = frozenset(n for n, r in REPORT_TYPES.items() 
 
 def report_type(name: Any) -> ReportType:
     """The ReportType called ``name``; an unknown name is an ExportValidationError."""
+    return _find_report_type(name)
+
+
+def _find_report_type(name: Any) -> ReportType:
     if not isinstance(name, str) or name not in REPORT_TYPES:
         raise ExportValidationError(
             "reportType", f"{name!r} is not a report type (allowed: {', '.join(REPORT_TYPES)})"
@@ -208,9 +212,9 @@ def report_type(name: Any) -> ReportType:
     return REPORT_TYPES[name]
 
 
-def validate_report(report_type_name: Any, arguments: Any, file_format: Any) -> None:
-    """Check a report run and the format it will be downloaded in."""
-    report = report_type(report_type_name)
+def validate_report(report_type: Any, arguments: Any, file_format: Any) -> None:
+    """Check a report run (``reportType``, ``arguments``) and its download ``fileFormat``."""
+    report = _find_report_type(report_type)
     validate_arguments(report, arguments)
     check_file_format(report, arguments, file_format)
 
