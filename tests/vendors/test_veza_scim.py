@@ -109,6 +109,7 @@ class TestParse:
             ),
             ("a eq 01", 5, "an attribute name, operator, value or parenthesis", "'01'"),
             ("a eq x", 5, "a value (a double-quoted string", "'x'"),
+            ("a gt 1e400", 5, "a number that fits a double", "'1e400'"),
             ("a pr)", 4, "'and', 'or' or end of filter", "')'"),
             ("not a pr", 4, "'(' after 'not'", "'a'"),
             ("a pr and not", 12, "'(' after 'not'", "end of filter"),

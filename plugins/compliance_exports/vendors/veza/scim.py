@@ -256,8 +256,11 @@ class _Parser:
                 ) from None
             return decoded
         if token.kind == "number":
+            number = _parse_number(token.text)
+            if not math.isfinite(number):
+                raise self.fail("a number that fits a double")
             self.advance()
-            return _parse_number(token.text)
+            return number
         if token.is_word("true", "false", "null"):
             self.advance()
             return {"true": True, "false": False, "null": None}[token.text.lower()]
