@@ -311,7 +311,7 @@ def test_render_then_parse_gives_the_same_tree(node: Node) -> None:
 # Reference semantics on a small, unambiguous domain: ints and letter-only strings.
 SMALL_ATTRS = st.sampled_from(["a", "b", "c"])
 SMALL_TEXT = st.sampled_from(["x", "X", "xy", "yx", "y", ""])
-SMALL_VALUES = st.one_of(st.none(), st.integers(-3, 3), SMALL_TEXT)
+SMALL_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), SMALL_TEXT)
 
 
 @st.composite
@@ -344,8 +344,10 @@ def reference(node: Node, row: dict[str, Any]) -> bool:
         return value is None
     if value is None:
         return False
+    if isinstance(expected, bool):
+        return isinstance(value, bool) and value == expected
     if isinstance(expected, int):
-        if isinstance(value, str):
+        if isinstance(value, str | bool):
             return False
         left: Any = value
         right: Any = expected
