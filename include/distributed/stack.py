@@ -340,12 +340,17 @@ class DistributedStack:
         raise ValueError(f"unknown component {component!r}; known: {', '.join(self.components)}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop every process group (TERM, then KILL), drop the database, flush the broker."""
-        for component in reversed(self.components):
+        """Stop every process group (TERM, then KILL), drop the database, flush the broker.
+
+        Idempotent: a second call finds nothing left to stop.
+        """
+        running = [c for c in reversed(self.components) if self.is_running(c)]
+        for component in running:
             self._signal(component, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for component in reversed(self.components):
+        for component in running:
             self._wait_gone(component, max(0.0, deadline - time.monotonic()))
+        self.state.processes.clear()
         self._release_redis_db()
         self._drop_database()
         self._token = None
@@ -353,12 +358,15 @@ class DistributedStack:
     def kill(self, component: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Send ``sig`` to the whole process group of one component."""
         self._check_component(component)
+        if not self.is_running(component):
+            raise StackError(f"{component} is not running")
         self._signal(component, sig)
 
     def restart(self, component: str, timeout: float = 30.0) -> None:
         """Stop one component (if still running) and start a fresh process for it."""
         self._check_component(component)
-        self._signal(component, signal.SIGTERM)
+        if self.is_running(component):
+            self._signal(component, signal.SIGTERM)
         self._wait_gone(component, timeout)
         self._spawn(component)
 
@@ -386,9 +394,11 @@ class DistributedStack:
             process.poll()
 
     def _wait_gone(self, component: str, timeout: float) -> None:
-        pgid = self.state.processes.get(component)
-        if pgid is None:
-            return
+        """Wait for a group to empty (KILL it at ``timeout``), then forget its id.
+
+        A process group id can be reused once the group is empty, so the stack never
+        signals a group it has seen empty.
+        """
         deadline = time.monotonic() + timeout
         while self.is_running(component) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -396,6 +406,7 @@ class DistributedStack:
             self._signal(component, signal.SIGKILL)
             while self.is_running(component):
                 time.sleep(0.1)
+        self.state.processes.pop(component, None)
         self._popen.pop(component, None)
 
     # -- backing services ---------------------------------------------------------------
@@ -427,6 +438,11 @@ class DistributedStack:
         with self._postgres() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.state.database,))
             return cursor.fetchone() is not None
+
+    def broker_size(self, db: int) -> int:
+        """Number of keys in Redis db ``db`` (0 once a stopped stack flushed its broker)."""
+        size: int = self._redis(db).dbsize()
+        return size
 
     def _redis(self, db: int) -> Any:
         import redis

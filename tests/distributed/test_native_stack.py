@@ -1,0 +1,216 @@
+"""The production topology run natively: PostgreSQL + Redis + CeleryExecutor.
+
+One stack for the whole module (it costs ~1.8 GiB and a minute of CPU to start). The
+tests run in file order; the last one stops the stack and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from include.distributed import VENDOR_POOLS, DistributedStack
+from include.distributed.stack import group_alive, port_is_free
+
+HERE = Path(__file__).resolve().parent
+DAG_ID = "stack_probe"
+TASK_ID = "wait_for_signal"
+PROBE_POOL = "veza"
+WAIT_TIMEOUT = 180.0  # a failure bound, not a performance expectation
+
+pytestmark = [pytest.mark.stack, pytest.mark.airflow, pytest.mark.xdist_group("native-stack")]
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_TIMEOUT) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(1.0)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributedStack]:
+    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
+        if not reachable("127.0.0.1", port):
+            pytest.skip(f"{name} is not listening on 127.0.0.1:{port}")
+    home = tmp_path_factory.mktemp("native-stack")
+    native = DistributedStack(
+        dags_folder=HERE / "dags",
+        plugins_folder=HERE / "plugins",
+        home=home,
+        # A dead triggerer's triggers move after this many seconds without heartbeat.
+        extra_env={"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15"},
+    )
+    with native:
+        yield native
+
+
+@pytest.fixture(scope="module")
+def probe_dag(stack: DistributedStack) -> str:
+    """The probe DAG, parsed by the dag-processor and unpaused over REST."""
+    wait_for("the dag-processor to parse the probe DAG", lambda: dag_status(stack) == 200)
+    response = stack.rest("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    assert response.json()["is_paused"] is False
+    return DAG_ID
+
+
+def dag_status(stack: DistributedStack) -> int:
+    return stack.rest("GET", f"/api/v2/dags/{DAG_ID}").status_code
+
+
+def trigger(stack: DistributedStack, signal_file: Path) -> str:
+    body = {"logical_date": None, "conf": {"signal_path": str(signal_file)}}
+    response = stack.rest("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["dag_run_id"])
+
+
+def task_instance(stack: DistributedStack, run_id: str) -> dict[str, Any]:
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}"
+    response = stack.rest("GET", path)
+    assert response.status_code == 200, response.text
+    ti: dict[str, Any] = response.json()
+    return ti
+
+
+def run_state(stack: DistributedStack, run_id: str) -> str:
+    response = stack.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["state"])
+
+
+def wait_run_finished(stack: DistributedStack, run_id: str) -> str:
+    def finished() -> str | None:
+        state = run_state(stack, run_id)
+        return state if state in ("success", "failed") else None
+
+    state: str = wait_for(f"run {run_id} to finish", finished)
+    return state
+
+
+def returned_event(stack: DistributedStack, run_id: str) -> dict[str, Any]:
+    path = (
+        f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}"
+        "/xcomEntries/return_value?deserialize=true"
+    )
+    response = stack.rest("GET", path)
+    assert response.status_code == 200, response.text
+    value: dict[str, Any] = response.json()["value"]
+    return value
+
+
+def pool(stack: DistributedStack, name: str) -> dict[str, Any]:
+    response = stack.rest("GET", f"/api/v2/pools/{name}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def deferred_in_a_triggerer(stack: DistributedStack, run_id: str) -> dict[str, Any] | None:
+    """The task instance once it is deferred and a triggerer has taken its trigger."""
+    ti = task_instance(stack, run_id)
+    if ti["state"] == "deferred" and ti.get("triggerer_job"):
+        return ti
+    assert ti["state"] in (None, "scheduled", "queued", "running", "deferred"), ti
+    return None
+
+
+def test_stack_is_healthy_with_one_group_per_component(stack: DistributedStack) -> None:
+    assert stack.health_problems() == []
+    assert set(stack.state.processes) == set(stack.components)
+    assert len(stack.components) == 6  # api-server, scheduler, dag-processor, triggerer, 2 workers
+    for component, pid in stack.state.processes.items():
+        assert stack.is_running(component)
+        assert os.getpgid(pid) == pid, f"{component} is not the leader of its own group"
+
+
+def test_vendor_pools_count_deferred_tasks(stack: DistributedStack) -> None:
+    for name, slots in VENDOR_POOLS.items():
+        body = pool(stack, name)
+        assert body["include_deferred"] is True
+        assert body["slots"] == slots
+
+
+def test_deferrable_run_succeeds_through_triggerer_and_workers(
+    stack: DistributedStack, probe_dag: str, tmp_path: Path
+) -> None:
+    signal_file = tmp_path / "go"
+    run_id = trigger(stack, signal_file)
+    ti = wait_for(
+        "the task to defer to a triggerer", lambda: deferred_in_a_triggerer(stack, run_id)
+    )
+    assert ti["pool"] == PROBE_POOL
+    veza = pool(stack, PROBE_POOL)
+    assert veza["deferred_slots"] == 1
+    assert veza["open_slots"] == VENDOR_POOLS[PROBE_POOL] - 1
+
+    signal_file.touch()
+
+    assert wait_run_finished(stack, run_id) == "success"
+    event = returned_event(stack, run_id)
+    assert event["status"] == "success"
+    assert event["pgid"] == stack.state.processes["triggerer"]
+    assert task_instance(stack, run_id)["try_number"] == 1
+
+
+def test_killed_triggerer_is_replaced_and_the_task_completes(
+    stack: DistributedStack, probe_dag: str, tmp_path: Path
+) -> None:
+    signal_file = tmp_path / "go"
+    run_id = trigger(stack, signal_file)
+    before = wait_for("the task to defer", lambda: deferred_in_a_triggerer(stack, run_id))
+    old_triggerer = stack.state.processes["triggerer"]
+
+    stack.kill("triggerer", signal.SIGKILL)
+    wait_for("the killed triggerer's group to empty", lambda: not stack.is_running("triggerer"))
+    assert task_instance(stack, run_id)["state"] == "deferred"
+    stack.restart("triggerer")
+    new_triggerer = stack.state.processes["triggerer"]
+    assert new_triggerer != old_triggerer
+    assert not group_alive(old_triggerer)
+
+    def taken_over() -> dict[str, Any] | None:
+        ti = deferred_in_a_triggerer(stack, run_id)
+        return ti if ti and ti["triggerer_job"]["id"] != before["triggerer_job"]["id"] else None
+
+    wait_for("the new triggerer to take the trigger over", taken_over)
+    signal_file.touch()
+
+    assert wait_run_finished(stack, run_id) == "success"
+    event = returned_event(stack, run_id)
+    assert event["pgid"] == new_triggerer
+    ti = task_instance(stack, run_id)
+    assert ti["try_number"] == 1, "the task was retried instead of resumed"
+
+
+def test_stop_leaves_no_process_no_port_no_database(stack: DistributedStack) -> None:
+    groups = dict(stack.state.processes)
+    ports = dict(stack.state.ports)
+    redis_db = stack.state.redis_db
+
+    stack.stop()
+
+    assert [name for name, pgid in groups.items() if group_alive(pgid)] == []
+    assert [name for name, port in ports.items() if not port_is_free(port)] == []
+    assert not stack.database_exists()
+    assert stack.broker_size(redis_db) == 0
