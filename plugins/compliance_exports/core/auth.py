@@ -1,0 +1,192 @@
+"""Vendor authentication as ``httpx.Auth`` subclasses, each with sync and async flows.
+
+* :class:`BearerKey` - a static API key sent as ``Authorization: Bearer <key>`` (Veza).
+* :class:`HeaderKey` - a static key in a named header, e.g. ``apikey`` (Maxsight).
+* :class:`OAuth2ClientCredentials` - the client-credentials grant with a cached token,
+  refreshed shortly before it expires and again when the API answers 401, after which
+  the request is replayed once (Oleria, SailPoint).
+
+Token values are registered with Airflow's secrets masker as soon as they are known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+
+import httpx
+
+from compliance_exports.core.errors import FatalError, RetryableError
+from compliance_exports.core.retry import RETRY_STATUSES, parse_retry_after
+
+
+def mask(secret: str | None) -> None:
+    """Register ``secret`` with Airflow's secrets masker (task and supervisor logs)."""
+    if not secret:
+        return
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+
+
+class BearerKey(httpx.Auth):
+    """``Authorization: Bearer <key>`` on every request."""
+
+    def __init__(self, key: str) -> None:
+        if not key:
+            raise FatalError("the connection has no API key (password field)")
+        mask(key)
+        self._header = f"Bearer {key}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+class HeaderKey(httpx.Auth):
+    """A static key in a named header (``apikey: <key>``)."""
+
+    def __init__(self, key: str, header: str = "apikey") -> None:
+        if not key:
+            raise FatalError("the connection has no API key (password field)")
+        mask(key)
+        self._key = key
+        self._name = header
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._name] = self._key
+        yield request
+
+
+@dataclass
+class AccessToken:
+    value: str
+    expires_at: float  # time.monotonic()
+
+    def fresh(self, margin: float, now: float) -> bool:
+        return now < self.expires_at - margin
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """OAuth2 client-credentials grant with a cached, proactively refreshed bearer token.
+
+    ``refresh_margin`` seconds before expiry the token is replaced; a 401 on a request
+    made with the current token also replaces it and replays the request once.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        audience: str | None = None,
+        refresh_margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not token_url:
+            raise FatalError("the connection has no token_url")
+        if not client_id or not client_secret:
+            raise FatalError("the connection needs a client id (login) and secret (password)")
+        mask(client_secret)
+        self.token_url = token_url
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
+        if audience:
+            self._form["audience"] = audience
+        self.refresh_margin = refresh_margin
+        self._clock = clock
+        self._token: AccessToken | None = None
+        self._sync_lock = threading.Lock()
+        self._async_lock = asyncio.Lock()
+        self.tokens_issued = 0
+
+    # -- the shared, I/O-free steps ---------------------------------------------------
+
+    def _needs_token(self, rejected: str | None = None) -> bool:
+        token = self._token
+        if token is None:
+            return True
+        if rejected is not None:
+            return token.value == rejected  # someone else may have refreshed already
+        return not token.fresh(self.refresh_margin, self._clock())
+
+    def _token_request(self) -> httpx.Request:
+        return httpx.Request(
+            "POST", self.token_url, data=self._form, headers={"Accept": "application/json"}
+        )
+
+    def _store(self, response: httpx.Response) -> None:
+        if response.status_code in RETRY_STATUSES:
+            raise RetryableError(
+                f"token endpoint answered {response.status_code}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if response.status_code != 200:
+            raise FatalError(
+                f"token endpoint answered {response.status_code}: check the client id and secret"
+            )
+        try:
+            body = response.json()
+            value = str(body["access_token"])
+            lifetime = float(body.get("expires_in") or 300)
+        except (ValueError, KeyError, TypeError):
+            raise FatalError("token endpoint answered without an access_token") from None
+        mask(value)
+        self._token = AccessToken(value, self._clock() + lifetime)
+        self.tokens_issued += 1
+
+    def _authorize(self, request: httpx.Request) -> str:
+        assert self._token is not None
+        request.headers["Authorization"] = f"Bearer {self._token.value}"
+        return self._token.value
+
+    # -- sync flow ---------------------------------------------------------------------
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        yield from self._sync_refresh(None)
+        used = self._authorize(request)
+        response = yield request
+        if response.status_code != 401:
+            return
+        yield from self._sync_refresh(used)
+        self._authorize(request)
+        yield request
+
+    def _sync_refresh(self, rejected: str | None) -> Generator[httpx.Request, httpx.Response, None]:
+        with self._sync_lock:
+            if self._needs_token(rejected):
+                response = yield self._token_request()
+                response.read()
+                self._store(response)
+
+    # -- async flow --------------------------------------------------------------------
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._needs_token():
+            async with self._async_lock:
+                if self._needs_token():
+                    response = yield self._token_request()
+                    await response.aread()
+                    self._store(response)
+        used = self._authorize(request)
+        response = yield request
+        if response.status_code != 401:
+            return
+        async with self._async_lock:
+            if self._needs_token(used):
+                token_response = yield self._token_request()
+                await token_response.aread()
+                self._store(token_response)
+        self._authorize(request)
+        yield request

@@ -1,0 +1,422 @@
+"""Fetch: stream a vendor's export file into the lake's raw zone, never whole in memory.
+
+The HTTP body is wrapped in a file-like :class:`HashingReader` (sha256, size, progress
+logging, Content-Length check) and handed to boto3's managed multipart
+``upload_fileobj``. A dropped connection or a short body raises inside the upload, so
+boto3 aborts the multipart upload and no object appears; the operator then retries the
+whole download from the start (bounded). Keys come from ``landing.layout.Partition``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import mimetypes
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
+
+import httpx
+from airflow.sdk import BaseOperator
+
+from compliance_exports.core.errors import ExportValidationError, FatalError, RetryableError
+from compliance_exports.core.hooks import Download, ExportHook, safe_filename
+from compliance_exports.core.http import VendorResponseError
+from compliance_exports.core.polling import PollLoop, PollOutcome, wait_for_export
+from compliance_exports.core.states import ExportPhase, ExportState
+from compliance_exports.landing.layout import Partition, s3_uri
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MB = 1024 * 1024
+SSE_MODES = ("AES256", "aws:kms")
+_EXTENSIONS = {
+    "text/csv": ".csv",
+    "application/csv": ".csv",
+    "application/pdf": ".pdf",
+    "application/zip": ".zip",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+}
+
+
+class RawObject(TypedDict):
+    """What a fetch returns through XCom: where the original file landed, and its digest."""
+
+    bucket: str
+    key: str
+    uri: str
+    sha256: str
+    size: int
+    content_type: str
+    filename: str
+    job_id: str | None
+    vendor: str
+    dataset: str
+    day: str
+
+
+class TruncatedDownloadError(RetryableError):
+    """The body ended before Content-Length, or the connection dropped mid-body."""
+
+
+class ExpiredLinkError(RetryableError):
+    """The download link expired before we used it: ask the vendor for a fresh one."""
+
+
+class ProgressLog:
+    """Logs bytes, percent (when the size is known) and MB/s every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        log: Callable[..., None],
+        total: int | None,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log, self.total, self.interval, self._clock = log, total, interval, clock
+        self.started = self._last = clock()
+        self.done = 0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self._clock() - self._last >= self.interval:
+            self.report("fetching")
+
+    def report(self, what: str) -> None:
+        now = self._clock()
+        self._last = now
+        rate = self.done / MB / max(now - self.started, 1e-6)
+        share = (
+            f" of {self.total / MB:.1f} MB ({100 * self.done / self.total:.0f}%)"
+            if self.total
+            else ""
+        )
+        self._log("%s: %.1f MB%s at %.2f MB/s", what, self.done / MB, share, rate)
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks that hashes what passes through.
+
+    At the end of the stream the byte count must equal ``expected_size`` (when known);
+    otherwise, and on any transport error mid-body, :class:`TruncatedDownloadError`.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        *,
+        expected_size: int | None,
+        progress: ProgressLog | None = None,
+    ) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._buffer = bytearray()
+        self._eof = False
+        self.expected_size = expected_size
+        self.size = 0
+        self.progress = progress
+        self._sha256 = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        view = memoryview(target)
+        while not self._eof and len(self._buffer) < len(view):
+            self._pull()
+        count = min(len(view), len(self._buffer))
+        view[:count] = self._buffer[:count]
+        del self._buffer[:count]
+        return count
+
+    def _pull(self) -> None:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._eof = True
+            self._check_complete()
+            return
+        except httpx.TransportError as exc:
+            raise TruncatedDownloadError(
+                f"the download broke after {self.size} bytes: {type(exc).__name__}"
+            ) from None
+        self._buffer += chunk
+        self._sha256.update(chunk)
+        self.size += len(chunk)
+        if self.progress is not None:
+            self.progress.advance(len(chunk))
+
+    def _check_complete(self) -> None:
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise TruncatedDownloadError(
+                f"the download ended after {self.size} of {self.expected_size} bytes"
+            )
+
+
+def as_day(value: Any) -> dt.date:
+    """A partition day from a date, a datetime or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ExportValidationError("day", f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+class ExportFetchOperator(BaseOperator):
+    """Stream one export file into ``raw/vendor=/dataset=/dt=/`` and return a RawObject.
+
+    Subclasses set ``hook_class`` and implement :meth:`open_download`.
+    """
+
+    hook_class: ClassVar[type[ExportHook]]
+    template_fields: tuple[str, ...] = (
+        "dataset",
+        "bucket",
+        "prefix",
+        "day",
+        "filename",
+        "conn_id",
+        "aws_conn_id",
+        "kms_key_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        bucket: str,
+        aws_conn_id: str = "aws_default",
+        prefix: str = "",
+        day: str | dt.date | None = None,
+        filename: str | None = None,
+        conn_id: str | None = None,
+        server_side_encryption: str | None = "AES256",
+        kms_key_id: str | None = None,
+        max_download_attempts: int = 3,
+        progress_interval: float = 10.0,
+        multipart_chunksize: int = 8 * MB,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.bucket = bucket
+        self.aws_conn_id = aws_conn_id
+        self.prefix = prefix
+        self.day = day
+        self.filename = filename
+        self.conn_id = conn_id or self.hook_class.default_conn_name
+        self.server_side_encryption = server_side_encryption
+        self.kms_key_id = kms_key_id
+        self.max_download_attempts = max_download_attempts
+        self.progress_interval = progress_interval
+        self.multipart_chunksize = multipart_chunksize
+
+    @cached_property
+    def hook(self) -> ExportHook:
+        return self.hook_class(self.conn_id)
+
+    # -- what subclasses provide --------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every argument before any request (subclasses extend)."""
+        if self.server_side_encryption not in (None, *SSE_MODES):
+            raise ExportValidationError(
+                "server_side_encryption", f"must be one of {SSE_MODES} or None"
+            )
+        if self.kms_key_id and self.server_side_encryption != "aws:kms":
+            raise ExportValidationError("kms_key_id", "only with server_side_encryption='aws:kms'")
+        if self.max_download_attempts < 1:
+            raise ExportValidationError("max_download_attempts", "must be at least 1")
+
+    def open_download(self) -> AbstractContextManager[Download]:
+        raise NotImplementedError
+
+    @property
+    def job_id(self) -> str | None:
+        return None
+
+    # -- the fetch ---------------------------------------------------------------------
+
+    def execute(self, context: Context) -> RawObject:
+        self.validate()
+        partition = Partition(
+            self.hook.vendor, self.dataset, self.resolve_day(context), self.prefix
+        )
+        for attempt in range(1, self.max_download_attempts + 1):
+            try:
+                return self.fetch_once(partition)
+            except RetryableError as exc:
+                if attempt == self.max_download_attempts:
+                    raise
+                self.log.warning(
+                    "download attempt %d/%d failed (%s); starting again from the first byte",
+                    attempt,
+                    self.max_download_attempts,
+                    exc,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def resolve_day(self, context: Context) -> dt.date:
+        value = self.day or context.get("data_interval_start") or context.get("logical_date")
+        if value is None:
+            raise ExportValidationError("day", "no data interval or logical date: pass day=")
+        return as_day(value)
+
+    def fetch_once(self, partition: Partition) -> RawObject:
+        with self.open_download() as download:
+            key = partition.raw_key(self.object_name(download))
+            progress = ProgressLog(self.log.info, download.content_length, self.progress_interval)
+            reader = HashingReader(
+                download.response.iter_bytes(64 * 1024),
+                expected_size=download.content_length,
+                progress=progress,
+            )
+            self.upload(reader, key, download)
+            progress.report(f"stored s3://{self.bucket}/{key}")
+        return RawObject(
+            bucket=self.bucket,
+            key=key,
+            uri=s3_uri(self.bucket, key),
+            sha256=reader.sha256,
+            size=reader.size,
+            content_type=download.content_type,
+            filename=key.rsplit("/", 1)[-1],
+            job_id=self.job_id,
+            vendor=self.hook.vendor,
+            dataset=self.dataset,
+            day=partition.day.isoformat(),
+        )
+
+    def object_name(self, download: Download) -> str:
+        """Deterministic per partition (reruns overwrite): ``<dataset><ext>`` by default."""
+        if self.filename:
+            return safe_filename(self.filename)
+        suffix = "." + download.filename.rsplit(".", 1)[-1] if "." in download.filename else ""
+        if suffix.lower() not in set(_EXTENSIONS.values()):
+            mime = download.content_type.split(";")[0].strip().lower()
+            suffix = _EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ".bin"
+        return safe_filename(f"{self.dataset}{suffix.lower()}")
+
+    def upload(self, reader: HashingReader, key: str, download: Download) -> None:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from boto3.s3.transfer import TransferConfig
+
+        client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        config = TransferConfig(
+            multipart_threshold=self.multipart_chunksize,
+            multipart_chunksize=self.multipart_chunksize,
+            max_concurrency=4,
+        )
+        client.upload_fileobj(
+            reader, self.bucket, key, ExtraArgs=self.extra_args(download), Config=config
+        )
+
+    def extra_args(self, download: Download) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "ContentType": download.content_type,
+            "Metadata": {"vendor": self.hook.vendor, "source-filename": download.filename},
+        }
+        if self.job_id:
+            args["Metadata"]["job-id"] = self.job_id
+        if self.server_side_encryption:
+            args["ServerSideEncryption"] = self.server_side_encryption
+        if self.kms_key_id:
+            args["SSEKMSKeyId"] = self.kms_key_id
+        return args
+
+
+class ExportJobFetchOperator(ExportFetchOperator):
+    """Fetch the file of a finished export job.
+
+    ``submission`` is the submit task's XCom (``{"job_id", "vendor", "request"}``) or a
+    bare job id. Each attempt reads the job state afresh, so an expired download link is
+    replaced by a new one. With ``refresh_expired`` (Veza), a job the vendor reports
+    EXPIRED is exported again from the submitted request once, waited for synchronously.
+    """
+
+    template_fields = (*ExportFetchOperator.template_fields, "submission")
+    refresh_expired: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        submission: Mapping[str, Any] | str,
+        refresh_timeout: float = 1800.0,
+        refresh_poll_interval: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.submission = submission
+        self.refresh_timeout = refresh_timeout
+        self.refresh_poll_interval = refresh_poll_interval
+        self._job_id: str | None = None
+        self._refreshed = False
+
+    @property
+    def job_id(self) -> str | None:
+        return self._job_id
+
+    def validate(self) -> None:
+        super().validate()
+        submission = self.submission
+        job_id = submission.get("job_id") if isinstance(submission, Mapping) else submission
+        if not job_id or not isinstance(job_id, str):
+            raise ExportValidationError("submission", "needs a job id (the submit task's XCom)")
+        self._job_id = self._job_id or job_id
+
+    def download_options(self) -> dict[str, Any]:
+        return {}
+
+    @contextmanager
+    def open_download(self) -> Iterator[Download]:
+        state = self.ready_state()
+        try:
+            with self.hook.open_download(state, self.download_options()) as download:
+                yield download
+        except VendorResponseError as exc:
+            if self.hook.is_expired_link(exc):
+                raise ExpiredLinkError(f"the download link of {state.job_id} expired") from None
+            raise
+
+    def ready_state(self) -> ExportState:
+        assert self._job_id is not None
+        state = self.hook.get_export_state(self._job_id)
+        if state.phase is ExportPhase.EXPIRED and self.refresh_expired and not self._refreshed:
+            state = self.export_again(state)
+        if not state.phase.is_successful:
+            reason = f": {state.message}" if state.message else ""
+            raise FatalError(
+                f"{self.hook.vendor} export {state.job_id} is {state.raw_status}, not downloadable"
+                f"{reason}"
+            )
+        return state
+
+    def export_again(self, expired: ExportState) -> ExportState:
+        """Submit the original request again (once) and wait for the new job."""
+        request = self.submission.get("request") if isinstance(self.submission, Mapping) else None
+        if not request:
+            raise FatalError(f"export {expired.job_id} expired and the submission has no request")
+        self._refreshed = True
+        self._job_id = self.hook.submit_export(request)
+        self.log.warning("export %s expired; exported again as %s", expired.job_id, self._job_id)
+        loop = PollLoop(
+            deadline=time.time() + self.refresh_timeout,
+            poll_interval=self.refresh_poll_interval,
+            max_poll_interval=max(self.refresh_poll_interval, 60.0),
+        )
+        job_id = self._job_id
+        state, decision = wait_for_export(lambda: self.hook.get_export_state(job_id), loop)
+        if decision.outcome is not PollOutcome.DONE:
+            raise FatalError(decision.message)
+        return state

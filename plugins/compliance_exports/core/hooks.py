@@ -1,0 +1,243 @@
+"""``ExportHook``: the vendor adapter base. Vendors declare; the base does the I/O.
+
+A vendor hook declares its connection type, its status vocabulary (a
+:class:`StatusMap`), how to authenticate, and which :class:`ApiCall` submits, reads,
+cancels and downloads an export, plus how to read the answers. The base turns a
+connection into a :class:`VendorTransport` (sync for workers, async for the triggerer)
+and offers the lifecycle calls, each with an ``a_`` async twin where the triggerer
+needs it: ``submit_export``, ``get_export_state`` / ``a_get_export_state``,
+``cancel_export`` / ``a_cancel_export``, ``open_download``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+from airflow.sdk import BaseHook
+
+from compliance_exports.core.auth import mask
+from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.core.http import (
+    DEFAULT_TIMEOUT,
+    ApiCall,
+    VendorResponseError,
+    VendorTransport,
+    check_base_url,
+    default_error_parser,
+    default_retry_after,
+)
+from compliance_exports.core.retry import RetryPolicy
+from compliance_exports.core.states import ExportState, StatusMap
+
+_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?["']?([^"';]+)["']?""", re.IGNORECASE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def extra_flag(extra: Mapping[str, Any], name: str) -> bool:
+    """A boolean connection extra that may arrive as a JSON bool or a string."""
+    value = extra.get(name, False)
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
+def safe_filename(name: str) -> str:
+    """A file name fit for an S3 key segment: base name only, unusual characters as '_'."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    cleaned = _UNSAFE.sub("_", base).lstrip("._")
+    return cleaned or "export"
+
+
+def filename_from_disposition(header: str | None) -> str | None:
+    match = _FILENAME.search(header or "")
+    return safe_filename(match.group(1)) if match else None
+
+
+@dataclass
+class Download:
+    """An open, streaming download: the response plus what we know about the file."""
+
+    response: httpx.Response
+    filename: str
+    content_type: str
+    content_length: int | None
+
+
+class ExportHook(BaseHook):
+    """Base of the four vendor hooks; subclasses are mostly class attributes."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    vendor: ClassVar[str]
+    status_map: ClassVar[StatusMap]
+    #: whether the vendor can cancel a running export (``cancel_call`` is declared).
+    can_cancel: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        retry_policy: RetryPolicy | None = None,  # None: defaults tuned by extra retry_*
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.retry_policy = retry_policy
+        self.timeout = timeout
+        self._transport: VendorTransport | None = None
+        self._atransport: VendorTransport | None = None
+
+    # -- what a vendor declares ----------------------------------------------------------
+
+    def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
+        """The ``httpx.Auth`` built from the connection."""
+        raise NotImplementedError
+
+    def submit_call(self, request: Mapping[str, Any]) -> ApiCall:
+        raise NotImplementedError
+
+    def job_id_of(self, response: httpx.Response) -> str:
+        raise NotImplementedError
+
+    def status_call(self, job_id: str) -> ApiCall:
+        raise NotImplementedError
+
+    def state_of(self, job_id: str, response: httpx.Response) -> ExportState:
+        raise NotImplementedError
+
+    def cancel_call(self, job_id: str) -> ApiCall:
+        raise FatalError(f"{self.vendor} exports cannot be cancelled")
+
+    def download_call(self, state: ExportState, options: Mapping[str, Any]) -> ApiCall:
+        raise NotImplementedError
+
+    def default_filename(self, state: ExportState, options: Mapping[str, Any]) -> str:
+        return f"{state.job_id}.csv"
+
+    def parse_error(self, response: httpx.Response) -> str:
+        """The vendor's error message from an error answer (body already read)."""
+        return default_error_parser(response)
+
+    def retry_after_of(self, response: httpx.Response) -> float | None:
+        return default_retry_after(response)
+
+    def is_expired_link(self, error: VendorResponseError) -> bool:
+        """Whether a download failed because its (presigned) link expired."""
+        return False
+
+    def base_url_of(self, conn: Any) -> str:
+        extra = conn.extra_dejson
+        return check_base_url(
+            conn.host, allow_insecure_http=extra_flag(extra, "allow_insecure_http")
+        )
+
+    # -- connection -> transport ---------------------------------------------------------
+
+    def _build_transport(self, conn: Any) -> VendorTransport:
+        mask(conn.password)
+        base_url = self.base_url_of(conn)
+        return VendorTransport(
+            vendor=self.vendor,
+            base_url=base_url,
+            auth=self.auth_for(conn, base_url),
+            policy=self.retry_policy or RetryPolicy.from_extra(conn.extra_dejson),
+            timeout=self.timeout,
+            error_parser=self.parse_error,
+            retry_after=self.retry_after_of,
+            logger=self.log,  # type: ignore[arg-type]
+        )
+
+    def get_transport(self) -> VendorTransport:
+        if self._transport is None:
+            self._transport = self._build_transport(self.get_connection(self.conn_id))
+        return self._transport
+
+    async def a_get_transport(self) -> VendorTransport:
+        if self._atransport is None:
+            conn = await self.aget_connection(self.conn_id)
+            self._atransport = self._build_transport(conn)
+        return self._atransport
+
+    def get_conn(self) -> VendorTransport:
+        return self.get_transport()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def aclose(self) -> None:
+        if self._atransport is not None:
+            await self._atransport.aclose()
+
+    # -- the lifecycle -------------------------------------------------------------------
+
+    def submit_export(self, request: Mapping[str, Any]) -> str:
+        """Start an export; return the vendor's job id."""
+        response = self.get_transport().request(self.submit_call(request))
+        job_id = self.job_id_of(response)
+        self.log.info("%s export submitted: job %s", self.vendor, job_id)
+        return job_id
+
+    def get_export_state(self, job_id: str) -> ExportState:
+        response = self.get_transport().request(self.status_call(job_id))
+        return self.state_of(job_id, response)
+
+    async def a_get_export_state(self, job_id: str) -> ExportState:
+        transport = await self.a_get_transport()
+        response = await transport.arequest(self.status_call(job_id))
+        return self.state_of(job_id, response)
+
+    def cancel_export(self, job_id: str) -> None:
+        self.get_transport().request(self.cancel_call(job_id))
+        self.log.info("%s export %s cancelled", self.vendor, job_id)
+
+    async def a_cancel_export(self, job_id: str) -> None:
+        transport = await self.a_get_transport()
+        await transport.arequest(self.cancel_call(job_id))
+        self.log.info("%s export %s cancelled", self.vendor, job_id)
+
+    @contextmanager
+    def open_download(
+        self, state: ExportState, options: Mapping[str, Any] | None = None
+    ) -> Iterator[Download]:
+        """Stream the finished export's file."""
+        opts = options or {}
+        with self.get_transport().open(self.download_call(state, opts)) as response:
+            yield self.describe_download(response, self.default_filename(state, opts))
+
+    @staticmethod
+    def describe_download(response: httpx.Response, fallback_name: str) -> Download:
+        length = response.headers.get("Content-Length")
+        return Download(
+            response=response,
+            filename=filename_from_disposition(response.headers.get("Content-Disposition"))
+            or safe_filename(fallback_name),
+            content_type=response.headers.get("Content-Type", "application/octet-stream"),
+            content_length=int(length) if length and length.isdigit() else None,
+        )
+
+    # -- helpers for vendor adapters -------------------------------------------------------
+
+    @staticmethod
+    def json_of(response: httpx.Response, what: str) -> dict[str, Any]:
+        """The JSON object body of ``response``, or a clear error naming ``what``."""
+        try:
+            body = response.json()
+        except ValueError:
+            raise FatalError(f"{what}: the answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise FatalError(f"{what}: expected a JSON object, got {type(body).__name__}")
+        return body
+
+    @staticmethod
+    def required_extra(conn: Any, name: str) -> str:
+        value = conn.extra_dejson.get(name)
+        if not value:
+            raise ExportValidationError(f"extra.{name}", f"connection {conn.conn_id!r} needs it")
+        return str(value)

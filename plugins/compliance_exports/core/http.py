@@ -1,0 +1,297 @@
+"""The HTTP transport every vendor hook uses: sync and async twins with one retry policy.
+
+* every call has a timeout; redirects are never followed on the vendor API (an
+  ``Authorization`` header must not travel to another origin);
+* an absolute URL on another origin (a presigned download link) goes through a separate
+  client that carries no vendor credentials at all;
+* 429 and 5xx answers, connection errors and timeouts are retried under a
+  :class:`RetryPolicy`, honouring ``Retry-After``; other 4xx answers raise
+  :class:`VendorResponseError` with the vendor's own message;
+* error texts name the method and path, never the query string (presigned signatures)
+  nor any header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from compliance_exports.core.errors import ExportValidationError, FatalError, RetryableError
+from compliance_exports.core.retry import (
+    RETRY_STATUSES,
+    RetryBudget,
+    RetryPolicy,
+    parse_retry_after,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+ErrorParser = Callable[[httpx.Response], str]
+RetryAfterReader = Callable[[httpx.Response], float | None]
+
+
+class VendorResponseError(FatalError):
+    """A non-retryable answer (4xx other than 429) with the vendor's own message."""
+
+    def __init__(self, message: str, *, status_code: int, vendor_message: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.vendor_message = vendor_message
+
+
+class VendorRetryableError(RetryableError):
+    """A 429/5xx answer that stayed bad after every retry (or is about to be retried)."""
+
+    def __init__(self, message: str, *, status_code: int, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request a hook wants made: a path under the base URL or an absolute URL."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | list[tuple[str, Any]] | None = None
+    json: Any = None
+    ok: tuple[int, ...] = (200,)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str | None, *, allow_insecure_http: bool = False) -> str:
+    """Validate a connection's base URL; plain HTTP only for loopback or when allowed."""
+    if not url:
+        raise ExportValidationError("host", "the connection has no host (the API base URL)")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ExportValidationError(
+            "host", f"{url!r} is not a base URL with scheme, e.g. https://tenant.example.com"
+        )
+    if parts.scheme == "http" and not (allow_insecure_http or is_loopback(parts.hostname)):
+        raise ExportValidationError(
+            "host",
+            f"plain http:// to {parts.hostname} is refused; use https:// or set "
+            "allow_insecure_http in the connection extra",
+        )
+    return url.rstrip("/")
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def describe(method: str, url: str) -> str:
+    """``METHOD path`` without the query string (it may hold a presigned signature)."""
+    parts = urlsplit(url)
+    return f"{method} {parts.path or '/'}"
+
+
+def default_retry_after(response: httpx.Response) -> float | None:
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def default_error_parser(response: httpx.Response) -> str:
+    return response.text[:500].strip()
+
+
+class VendorTransport:
+    """Sync and async HTTP clients for one vendor connection, with retries."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        base_url: str,
+        auth: httpx.Auth | None,
+        policy: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        verify: bool = True,
+        error_parser: ErrorParser = default_error_parser,
+        retry_after: RetryAfterReader = default_retry_after,
+        logger: logging.Logger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.verify = verify
+        self.error_parser = error_parser
+        self.retry_after = retry_after
+        self.log = logger or logging.getLogger(__name__)
+        self._sleep = sleep
+        self._client: httpx.Client | None = None
+        self._bare: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+
+    # -- clients ---------------------------------------------------------------------
+
+    def _is_foreign(self, path: str) -> bool:
+        absolute = path.startswith(("http://", "https://"))
+        return absolute and origin_of(path) != origin_of(self.base_url)
+
+    def _sync_client(self, path: str) -> httpx.Client:
+        if self._is_foreign(path):
+            if self._bare is None:  # no auth, no vendor headers: safe to follow redirects
+                self._bare = httpx.Client(
+                    timeout=self.timeout, verify=self.verify, follow_redirects=True
+                )
+            return self._bare
+        if self._client is None:
+            self._client = httpx.Client(
+                base_url=self.base_url,
+                auth=self.auth,
+                timeout=self.timeout,
+                verify=self.verify,
+                follow_redirects=False,
+            )
+        return self._client
+
+    def _async_client(self, path: str) -> httpx.AsyncClient:
+        if self._is_foreign(path):
+            raise FatalError("async calls are only made to the vendor API origin")
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(
+                base_url=self.base_url,
+                auth=self.auth,
+                timeout=self.timeout,
+                verify=self.verify,
+                follow_redirects=False,
+            )
+        return self._aclient
+
+    def close(self) -> None:
+        for client in (self._client, self._bare):
+            if client is not None:
+                client.close()
+        self._client = self._bare = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    # -- classification ----------------------------------------------------------------
+
+    def check(self, response: httpx.Response, call: ApiCall) -> None:
+        """Raise for an answer outside ``call.ok`` (the body must have been read)."""
+        if response.status_code in call.ok:
+            return
+        where = f"{self.vendor} {describe(call.method, call.path)}"
+        vendor_message = self.error_parser(response)
+        message = f"{where} answered {response.status_code}"
+        if vendor_message:
+            message += f": {vendor_message}"
+        if response.status_code in RETRY_STATUSES:
+            raise VendorRetryableError(
+                message, status_code=response.status_code, retry_after=self.retry_after(response)
+            )
+        raise VendorResponseError(
+            message, status_code=response.status_code, vendor_message=vendor_message
+        )
+
+    def _transport_error(self, call: ApiCall, exc: httpx.TransportError) -> RetryableError:
+        where = f"{self.vendor} {describe(call.method, call.path)}"
+        return RetryableError(f"{where} failed: {type(exc).__name__}")
+
+    def _next_delay(self, budget: RetryBudget, call: ApiCall, error: RetryableError) -> float:
+        delay = budget.next_delay(error.retry_after)
+        if delay is None:
+            raise error
+        self.log.warning(
+            "%s; retry %d/%d in %.1f s",
+            error,
+            budget.attempts,
+            self.policy.max_attempts - 1,
+            delay,
+        )
+        return delay
+
+    def _build(self, client: httpx.Client | httpx.AsyncClient, call: ApiCall) -> httpx.Request:
+        return client.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            headers=dict(call.headers),
+        )
+
+    # -- sync ------------------------------------------------------------------------
+
+    def request(self, call: ApiCall) -> httpx.Response:
+        """Make ``call`` (body read), retrying what is worth retrying."""
+        with self.open(call) as response:
+            response.read()
+            return response
+
+    @contextmanager
+    def open(self, call: ApiCall) -> Iterator[httpx.Response]:
+        """A streaming response whose status is in ``call.ok`` (retried until then)."""
+        response = self._open_checked(call)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _open_checked(self, call: ApiCall) -> httpx.Response:
+        budget = self.policy.start()
+        while True:
+            try:
+                return self._open_once(call)
+            except httpx.TransportError as exc:
+                error = self._transport_error(call, exc)
+            except RetryableError as exc:
+                error = exc
+            self._sleep(self._next_delay(budget, call, error))
+
+    def _open_once(self, call: ApiCall) -> httpx.Response:
+        client = self._sync_client(call.path)
+        response = client.send(self._build(client, call), stream=True)
+        try:
+            if response.status_code not in call.ok:
+                response.read()
+            self.check(response, call)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    # -- async -----------------------------------------------------------------------
+
+    async def arequest(self, call: ApiCall) -> httpx.Response:
+        """Async twin of :meth:`request` (vendor origin only)."""
+        budget = self.policy.start()
+        while True:
+            client = self._async_client(call.path)
+            try:
+                response = await client.send(self._build(client, call))
+                self.check(response, call)
+                return response
+            except httpx.TransportError as exc:
+                error = self._transport_error(call, exc)
+            except RetryableError as exc:
+                error = exc
+            await asyncio.sleep(self._next_delay(budget, call, error))

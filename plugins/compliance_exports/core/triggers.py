@@ -1,0 +1,144 @@
+"""``ExportStatusTrigger``: one async poll loop for every vendor's export job.
+
+A vendor subclass declares only ``hook_class``. The trigger keeps JSON-only kwargs,
+carries an absolute ``deadline`` (epoch seconds, computed once by the operator, so a
+triggerer restart never extends the wait), resolves its connection asynchronously,
+never blocks the event loop, and yields exactly one terminal :class:`ExportEvent`:
+
+* ``success`` - the job succeeded (``state`` holds it);
+* ``failed`` - the vendor ended the job FAILED / CANCELLED / EXPIRED (``message`` is theirs);
+* ``timeout`` - the deadline passed, or the job stalled; the remote job was cancelled
+  where the vendor can (``cancelled`` says whether it was);
+* ``error`` - anything else went wrong (``message`` says what).
+
+``on_kill`` (a user marked the task failed/success or cleared it) cancels the job too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from compliance_exports.core.hooks import ExportHook
+from compliance_exports.core.polling import PollLoop, PollOutcome, a_wait_for_export
+from compliance_exports.core.states import ExportEvent, ExportState
+
+#: The longest a cancel call may take (``on_kill`` has a 30 s budget in Airflow 3.3).
+CANCEL_TIMEOUT = 20.0
+
+
+class ExportStatusTrigger(BaseTrigger):
+    """Polls ``hook_class(conn_id).a_get_export_state(job_id)`` until one terminal event."""
+
+    hook_class: ClassVar[type[ExportHook]]
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        job_id: str,
+        deadline: float,
+        poll_interval: float = 30.0,
+        max_poll_interval: float = 300.0,
+        stall_timeout: float | None = None,
+        cancel_on_timeout: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.job_id = job_id
+        self.deadline = float(deadline)
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval)
+        self.stall_timeout = None if stall_timeout is None else float(stall_timeout)
+        self.cancel_on_timeout = bool(cancel_on_timeout)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        cls = type(self)
+        return (
+            f"{cls.__module__}.{cls.__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "job_id": self.job_id,
+                "deadline": self.deadline,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "stall_timeout": self.stall_timeout,
+                "cancel_on_timeout": self.cancel_on_timeout,
+            },
+        )
+
+    def make_hook(self) -> ExportHook:
+        return self.hook_class(self.conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self.make_hook()
+        try:
+            event = await self._watch(hook)
+        except Exception as exc:
+            event = self._event("error", f"{type(exc).__name__}: {exc}")
+        finally:
+            await hook.aclose()
+        yield TriggerEvent(dict(event))
+
+    async def _watch(self, hook: ExportHook) -> ExportEvent:
+        loop = PollLoop(
+            deadline=self.deadline,
+            poll_interval=self.poll_interval,
+            max_poll_interval=max(self.poll_interval, self.max_poll_interval),
+            stall_timeout=self.stall_timeout,
+        )
+        try:
+            async with asyncio.timeout(max(0.0, self.deadline - time.time())):
+                state, decision = await a_wait_for_export(
+                    lambda: hook.a_get_export_state(self.job_id), loop
+                )
+        except TimeoutError:
+            return await self._timed_out(hook, f"export {self.job_id} not done at the deadline")
+        if decision.outcome is not PollOutcome.DONE:
+            return await self._timed_out(hook, decision.message, state)
+        if state.phase.is_successful:
+            return self._event("success", f"export {self.job_id} succeeded", state)
+        message = state.message or f"export {self.job_id} ended {state.raw_status}"
+        return self._event("failed", message, state)
+
+    async def _timed_out(
+        self, hook: ExportHook, message: str, state: ExportState | None = None
+    ) -> ExportEvent:
+        cancelled = False
+        if self.cancel_on_timeout and hook.can_cancel:
+            cancelled = await self._cancel(hook)
+            message += "; cancelled" if cancelled else "; cancel failed"
+        event = self._event("timeout", message, state)
+        event["cancelled"] = cancelled
+        return event
+
+    async def _cancel(self, hook: ExportHook) -> bool:
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                await hook.a_cancel_export(self.job_id)
+        except Exception as exc:
+            self.log.warning("could not cancel export %s: %s", self.job_id, exc)
+            return False
+        return True
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task: cancel the remote job where the vendor can."""
+        hook = self.make_hook()
+        if not hook.can_cancel:
+            return
+        try:
+            await self._cancel(hook)
+        finally:
+            await hook.aclose()
+
+    def _event(self, status: Any, message: str, state: ExportState | None = None) -> ExportEvent:
+        return ExportEvent(
+            status=status,
+            job_id=self.job_id,
+            message=message,
+            state=state.public_dict() if state is not None else None,
+        )

@@ -1,0 +1,56 @@
+"""Start an Oleria download, and land its CSV in the raw zone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from compliance_exports.core.fetch import ExportJobFetchOperator
+from compliance_exports.core.operators import ExportSubmitOperator
+from compliance_exports.vendors.oleria.filters import validate_download_request
+from compliance_exports.vendors.oleria.hook import OleriaHook
+
+
+class OleriaDownloadOperator(ExportSubmitOperator):
+    """``POST /v1/downloads`` for one ``context`` with optional ``filter_by`` / ``sort_by``.
+
+    The request is validated against Oleria's catalogue and filter rules before anything
+    is sent; the XCom is ``{"job_id", "vendor", "request"}``.
+    """
+
+    hook_class = OleriaHook
+    template_fields = ("context", "filter_by", "sort_by", "conn_id")
+
+    def __init__(
+        self,
+        *,
+        context: str,
+        filter_by: Sequence[Mapping[str, Any]] = (),
+        sort_by: Sequence[Mapping[str, Any]] = (),
+        extra_contexts: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.context = context
+        self.filter_by = filter_by
+        self.sort_by = sort_by
+        self.extra_contexts = tuple(extra_contexts)
+
+    def build_request(self) -> dict[str, Any]:
+        validate_download_request(
+            self.context, self.filter_by, self.sort_by, extra_contexts=self.extra_contexts
+        )
+        return {
+            "context": self.context,
+            "params": {"filterBy": list(self.filter_by), "sortBy": list(self.sort_by)},
+        }
+
+
+class OleriaDownloadToS3Operator(ExportJobFetchOperator):
+    """Stream a completed download from its presigned URL into the raw zone.
+
+    The presigned URL is fetched with a client that carries no Oleria credentials; an
+    expired URL (403 AccessDenied) is replaced by polling the download again.
+    """
+
+    hook_class = OleriaHook

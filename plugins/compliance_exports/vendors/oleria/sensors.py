@@ -1,0 +1,12 @@
+"""Wait for an Oleria download to complete, deferred."""
+
+from __future__ import annotations
+
+from compliance_exports.core.operators import ExportSensor
+from compliance_exports.vendors.oleria.triggers import OleriaDownloadTrigger
+
+
+class OleriaDownloadSensor(ExportSensor):
+    """Waits for the download ``job_id`` (the submit task's ``job_id``) to complete."""
+
+    trigger_class = OleriaDownloadTrigger

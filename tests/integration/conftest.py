@@ -1,0 +1,122 @@
+"""Helpers for the lifecycle tests: simulators with small settings, deferral driver."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from include.simulators import RunningSimulator, start_simulator
+
+#: Short back-off so fault tests stay quick; the policy itself is unit-tested.
+FAST_RETRIES = {"retry_base_delay": 0.05, "retry_max_delay": 2.0}
+
+
+class MemoryStateStore:
+    """Stands in for ``context["task_state_store"]`` (same API) outside a task runner."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = json.loads(json.dumps(value))
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def use_connection(conn_id: str, sim: RunningSimulator, **extra: Any) -> None:
+    conn = sim.connection()
+    conn["extra"] = {**conn["extra"], **FAST_RETRIES, **extra}
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+
+
+def recreate(trigger: Any) -> Any:
+    """What the triggerer does: classpath + kwargs -> a new trigger instance."""
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**json.loads(json.dumps(kwargs)))
+
+
+def run_trigger(trigger: Any) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        return [event.payload async for event in recreate(trigger).run()]
+
+    return asyncio.run(collect())
+
+
+def run_sensor(sensor: Any, context: dict[str, Any]) -> Any:
+    """Execute a deferrable sensor the way Airflow does: defer, trigger, resume."""
+    try:
+        return sensor.execute(context)
+    except TaskDeferred as deferred:
+        events = run_trigger(deferred.trigger)
+        assert len(events) == 1, events
+        return getattr(sensor, deferred.method_name)(context, event=events[0])
+
+
+def requests_seen(sim: RunningSimulator, path: str = "") -> list[dict[str, Any]]:
+    with sim.admin() as admin:
+        items: list[dict[str, Any]] = admin.get("/_sim/requests").json()
+    return [item for item in items if path in item["path"]]
+
+
+def arm(sim: RunningSimulator, **fault: Any) -> None:
+    with sim.admin() as admin:
+        admin.post("/_sim/faults", json=fault).raise_for_status()
+
+
+def disarm(sim: RunningSimulator) -> None:
+    with sim.admin() as admin:
+        admin.delete("/_sim/faults")
+
+
+def configure(sim: RunningSimulator, **settings: Any) -> None:
+    with sim.admin() as admin:
+        admin.patch("/_sim/config", json=settings).raise_for_status()
+
+
+def reset(sim: RunningSimulator) -> None:
+    with sim.admin() as admin:
+        admin.delete("/_sim/faults")
+        admin.delete("/_sim/requests")
+
+
+def _vendor_sim(vendor: str, **settings: Any) -> Iterator[RunningSimulator]:
+    sim = start_simulator(vendor, seed=7, **settings)
+    use_connection(f"{vendor}_default", sim)
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def oleria_sim() -> Iterator[RunningSimulator]:
+    yield from _vendor_sim("oleria", rows=40, latency=0.2)
+
+
+@pytest.fixture
+def oleria(oleria_sim: RunningSimulator) -> Iterator[RunningSimulator]:
+    reset(oleria_sim)
+    use_connection("oleria_default", oleria_sim)
+    yield oleria_sim
+    reset(oleria_sim)
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    import datetime as dt
+
+    day = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    return {"task_state_store": MemoryStateStore(), "data_interval_start": day}
