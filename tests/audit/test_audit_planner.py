@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import pickle
 from collections import Counter
 from collections.abc import Sequence
 from functools import cache
@@ -287,6 +288,11 @@ class TestCrowdedInstant:
             "and no filter splits it: event_type: 'login' alone has 6 events; "
             "sub_type: 1 events have no value; system_source: not counted"
         )
+
+    def test_the_error_survives_pickling(self) -> None:
+        error = InstantOverLimitError(DAY_MS, 6, 5, ["event_type: not counted"])
+        restored = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own, trusted error
+        assert (str(restored), restored.instant_ms, restored.events) == (str(error), DAY_MS, 6)
 
     def test_bare_timestamps_cannot_split_an_instant(self) -> None:
         with pytest.raises(InstantOverLimitError, match="event_type: not counted"):
