@@ -341,7 +341,7 @@ class TestValidation:
 
 class TestFiltersAndSorting:
     def test_filters_are_and_combined_and_applied(self, api: OleriaApi) -> None:
-        filter_by = [
+        filter_by: list[dict[str, Any]] = [
             {"dataType": "boolean", "field": "isAdmin", "filterType": "eq", "values": ["false"]},
             {
                 "dataType": "number",
