@@ -120,3 +120,16 @@ def context() -> dict[str, Any]:
 
     day = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
     return {"task_state_store": MemoryStateStore(), "data_interval_start": day}
+
+
+@pytest.fixture(scope="module")
+def veza_sim() -> Iterator[RunningSimulator]:
+    yield from _vendor_sim("veza", rows=30, latency=0.2)
+
+
+@pytest.fixture
+def veza(veza_sim: RunningSimulator) -> Iterator[RunningSimulator]:
+    reset(veza_sim)
+    use_connection("veza_default", veza_sim)
+    yield veza_sim
+    reset(veza_sim)

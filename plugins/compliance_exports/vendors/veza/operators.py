@@ -1,0 +1,63 @@
+"""Start a Veza access review export, and land its file in the raw zone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compliance_exports.core.fetch import ExportJobFetchOperator
+from compliance_exports.core.operators import ExportSubmitOperator
+from compliance_exports.vendors.veza.hook import VezaHook
+from compliance_exports.vendors.veza.validation import FORMAT_CSV, validate_access_review_export
+
+OPTIONAL_FIELDS = ("previous_certification_id", "title", "filter", "mutable_filter", "order_by")
+
+
+class VezaAccessReviewExportOperator(ExportSubmitOperator):
+    """``access_review:create`` for one certification, CSV (``format=0``) or XLSX (``6``).
+
+    Every argument is checked (format, ids, title length, both SCIM filters, order_by)
+    before the request is sent; the XCom is ``{"job_id", "vendor", "request"}``.
+    """
+
+    hook_class = VezaHook
+    template_fields = ("certification_id", *OPTIONAL_FIELDS, "conn_id")
+
+    def __init__(
+        self,
+        *,
+        certification_id: str,
+        format: int = FORMAT_CSV,
+        previous_certification_id: str | None = None,
+        title: str | None = None,
+        filter: str | None = None,
+        mutable_filter: str | None = None,
+        order_by: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.certification_id = certification_id
+        self.format = format
+        self.previous_certification_id = previous_certification_id
+        self.title = title
+        self.filter = filter
+        self.mutable_filter = mutable_filter
+        self.order_by = order_by
+
+    def build_request(self) -> dict[str, Any]:
+        fields = {name: getattr(self, name) or None for name in OPTIONAL_FIELDS}
+        validate_access_review_export(
+            format=self.format, certification_id=self.certification_id, **fields
+        )
+        request = {"format": self.format, "certification_id": self.certification_id}
+        return request | {name: value for name, value in fields.items() if value is not None}
+
+
+class VezaAccessReviewToS3Operator(ExportJobFetchOperator):
+    """Download a FINISHED export into the raw zone.
+
+    An export Veza reports EXPIRED (its file is gone) is exported again from the
+    submitted request, once, and waited for synchronously before the download.
+    """
+
+    hook_class = VezaHook
+    refresh_expired = True

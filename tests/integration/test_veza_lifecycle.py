@@ -1,0 +1,121 @@
+"""Veza end to end against its simulator over HTTP and the local S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.vendors.veza.operators import (
+    VezaAccessReviewExportOperator,
+    VezaAccessReviewToS3Operator,
+)
+from compliance_exports.vendors.veza.sensors import VezaAccessReviewExportSensor
+from include.simulators import RunningSimulator
+from tests.conftest import LocalS3
+from tests.integration.conftest import arm, configure, requests_seen, run_sensor
+
+pytestmark = pytest.mark.integration
+
+
+def submit(context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("certification_id", "cert-2026-q4")
+    op = VezaAccessReviewExportOperator(task_id="submit", **kwargs)
+    result: dict[str, Any] = op.execute(context)
+    return result
+
+
+def wait(context: dict[str, Any], job_id: str) -> dict[str, Any]:
+    sensor = VezaAccessReviewExportSensor(task_id="wait", job_id=job_id, poll_interval=0.1)
+    result: dict[str, Any] = run_sensor(sensor, context)
+    return result
+
+
+def fetch(context: dict[str, Any], submission: dict[str, Any], s3: LocalS3) -> dict[str, Any]:
+    op = VezaAccessReviewToS3Operator(
+        task_id="fetch",
+        submission=submission,
+        dataset="access_review",
+        bucket=s3.bucket,
+        aws_conn_id=s3.conn_id,
+        refresh_poll_interval=0.1,
+    )
+    result: dict[str, Any] = op.execute(context)
+    return result
+
+
+def posts(sim: RunningSimulator) -> int:
+    return len([r for r in requests_seen(sim, ":create") if r["method"] == "POST"])
+
+
+def test_xlsx_export_lands_whole_in_the_raw_zone(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    submission = submit(context, format=6, title="Q4 review", filter='source.type eq "User"')
+    wait(context, submission["job_id"])
+    raw = fetch(context, submission, s3)
+    body = s3.read(raw["key"])
+    assert raw["key"].endswith("/dataset=access_review/dt=2026-11-20/access_review.xlsx")
+    assert body[:2] == b"PK"  # an XLSX is a zip
+    assert raw["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_title_on_a_csv_export_is_refused_before_any_request(
+    veza: RunningSimulator, context: dict[str, Any]
+) -> None:
+    with pytest.raises(ExportValidationError, match="title"):
+        submit(context, format=0, title="not for CSV")
+    assert requests_seen(veza) == []
+
+
+@pytest.mark.parametrize(("id_field", "prefixed"), [("export_id", True), ("id", False)])
+def test_envelope_alternatives_are_understood(
+    veza: RunningSimulator, context: dict[str, Any], id_field: str, prefixed: bool
+) -> None:
+    configure(veza, id_field=id_field, status_prefix=prefixed)
+    try:
+        state = wait(context, submit(context)["job_id"])
+    finally:
+        configure(veza, id_field="id", status_prefix=False)
+    assert state["phase"] == "succeeded"
+    assert state["raw_status"] == ("EXPORT_STATUS_FINISHED" if prefixed else "FINISHED")
+
+
+def test_failed_export_fails_the_sensor_with_the_vendor_message(
+    veza: RunningSimulator, context: dict[str, Any]
+) -> None:
+    arm(veza, kind="job_failure")
+    with pytest.raises(FatalError, match="FAILED"):
+        wait(context, submit(context)["job_id"])
+
+
+def test_expired_export_is_exported_again_once(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    submission = submit(context)
+    wait(context, submission["job_id"])
+    arm(veza, kind="veza_expired", count=1)
+    raw = fetch(context, submission, s3)
+    assert raw["job_id"] != submission["job_id"]
+    assert s3.read(raw["key"])
+    assert posts(veza) == 2
+
+
+def test_retried_submit_reattaches_to_the_finished_export(
+    veza: RunningSimulator, context: dict[str, Any]
+) -> None:
+    first = submit(context)
+    wait(context, first["job_id"])
+    assert submit(context)["job_id"] == first["job_id"]
+    assert posts(veza) == 1
+
+
+def test_rate_limit_in_http_date_form_is_honoured(
+    veza: RunningSimulator, context: dict[str, Any]
+) -> None:
+    arm(veza, kind="rate_limit", count=2, retry_after=1, retry_after_form="http-date")
+    state = wait(context, submit(context)["job_id"])
+    assert state["phase"] == "succeeded"
+    assert [r["status"] for r in requests_seen(veza)].count(429) == 2
