@@ -1,0 +1,971 @@
+"""SailPoint Identity Security Cloud reports API simulator (CSV, PDF, zip of CSVs).
+
+Reproduced as documented (DOC, ``sailpoint-oss/api-specs`` ``idn/sailpoint-api.v3.yaml``):
+
+* ``POST /oauth/token`` client credentials (form body, query string or HTTP Basic) ->
+  ``{access_token, token_type: "bearer", expires_in: 749, ...}``; an expired token is
+  answered 401 ``{"error": "JWT validation failed: JWT is expired"}``;
+* the reports API under ``/v3/reports/...`` and the unified ``/reports/v1/...`` layout,
+  both from one root: ``POST run`` -> 200 ``TaskResultDetails``; running the same report
+  (same ``reportType`` and ``arguments``) while its task runs returns that task;
+  ``GET {id}/result`` -> ``ReportResults`` (no ``status`` while running, ``{}`` for an
+  unknown task); ``GET {id}?fileFormat=csv|pdf&name=..`` -> the file
+  (``application/csv``/``application/pdf``, ``Content-disposition:
+  attachment;filename="..."``); ``POST {id}/cancel`` -> 204 and the task ends TERMINATED;
+* SEARCH_EXPORT's file is a zip holding one CSV per index, streamed;
+* ``GET /v3/task-status/{id}`` (the spec's task status operation, not listed in
+  VENDOR_APIS.md) shows a task's ``completionStatus`` and ``messages``;
+* 100 requests per token per 10 s, then 429 ``{"message": " Rate Limit Exceeded "}``
+  with ``Retry-After``; ``ErrorResponseDto`` bodies for 400/403/404/500; the report
+  arguments checked with :mod:`compliance_exports.vendors.sailpoint.reports`.
+
+Our CHOICES, each a field of :class:`SailPointSettings` (patchable at ``/_sim/config``):
+the file asked for before the task is done is a 400 (or 404) ``ErrorResponseDto``
+(``file_before_done_status``); ``ReportResults`` of a running task omits ``status``
+(or sends ``null``: ``running_result_status``); the task ``type`` (``task_type``);
+how a healthy task ends (``healthy_completion``: SUCCESS or WARNING); the zip's content
+type (``application/zip``, from the reports vocabulary); an unknown or malformed token
+is 401 ``{"error": "JWT validation failed: JWT is invalid"}``; report types listed in
+``forbidden_report_types`` are refused with 403. Column names are unpublished: ours are
+in :data:`REPORT_COLUMNS` (IDENTITIES_DETAILS as VENDOR_APIS.md chose them); a
+SEARCH_EXPORT has its ``columns`` argument (or its index's default columns). A task ended
+ERROR or TERMINATED has no file (404). Job timing: ``latency`` (and per report
+``latency_by_report``) is seconds from launch to completion, a number or a ``[low, high]``
+range drawn from the seeded random; ``rows`` / ``rows_by_report`` size the reports.
+
+Faults (``base.FaultInjector``): ``rate_limit`` (429, Retry-After in seconds or HTTP-date
+form), ``server_error`` (``status``, ErrorResponseDto), ``job_failure`` (the next run
+ends ``ERROR`` with an error message, its result ``FAILURE``), ``never_finish`` (the next
+run stays running until cancelled), ``drop_connection`` (the download stops after
+``after_bytes`` and the connection is closed), ``truncate`` (a ``Content-Length`` larger
+than the ``after_bytes`` sent), ``token_expiry`` (a valid token answered 401 as
+expired, and from then on expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import io
+import json
+import math
+import random
+import re
+import secrets
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from compliance_exports.core.errors import ExportValidationError
+from compliance_exports.vendors.sailpoint.reports import (
+    SEARCH_INDICES,
+    TASK_TYPES,
+    ReportType,
+    available_formats,
+    check_file_format,
+    download_content_type,
+    report_type,
+    validate_arguments,
+)
+from include.simulators import RunningSimulator
+from include.simulators.base import (
+    Fault,
+    FaultInjector,
+    SimState,
+    SimulatorServer,
+    install_common,
+)
+from include.simulators.data import (
+    APPLICATIONS,
+    DEPARTMENTS,
+    Column,
+    Dataset,
+    Row,
+    RowRandom,
+    csv_chunks,
+    download_response,
+    rendered,
+)
+from include.simulators.pdf import write_table_pdf
+
+Latency = float | list[float]  # seconds: fixed, or [low, high] drawn from the seeded random
+
+EXPIRED_TOKEN = {"error": "JWT validation failed: JWT is expired"}
+INVALID_TOKEN = {"error": "JWT validation failed: JWT is invalid"}
+RATE_LIMITED = {"message": " Rate Limit Exceeded "}
+LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
+TASK_STATUS_PATH = "/v3/task-status/{task_id}"
+SPOOL_BYTES = 4 * 1024 * 1024
+DOWNLOAD_CHUNK = 64 * 1024
+
+
+@dataclass
+class SailPointSettings:
+    """Runtime behaviour of the simulator; every field can be patched at ``/_sim/config``."""
+
+    client_id: str = "sailpoint-sim-client"
+    client_secret: str = "sailpoint-sim-secret"  # noqa: S105 - the simulator's own test secret
+    token_ttl: float = 749.0  # seconds, the token's expires_in
+    rate_limit: int = 100  # requests per token per window
+    rate_window: float = 10.0  # seconds
+    rows: int = 200  # rows per report (per index CSV for SEARCH_EXPORT)
+    rows_by_report: dict[str, int] = field(default_factory=dict)
+    latency: Latency = 0.3  # seconds from launch to completion
+    latency_by_report: dict[str, Latency] = field(default_factory=dict)
+    task_type: str = "QUARTZ"
+    healthy_completion: Literal["SUCCESS", "WARNING"] = "SUCCESS"
+    file_before_done_status: Literal[400, 404] = 400
+    running_result_status: Literal["absent", "null"] = "absent"
+    forbidden_report_types: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise ValueError(f"task_type {self.task_type!r} is not one of {TASK_TYPES}")
+        if self.file_before_done_status not in (400, 404):
+            raise ValueError("file_before_done_status must be 400 or 404")
+        if self.token_ttl <= 0 or self.rate_limit <= 0 or self.rate_window <= 0:
+            raise ValueError("token_ttl, rate_limit and rate_window must be positive")
+
+    def rows_for(self, report: str) -> int:
+        return int(self.rows_by_report.get(report, self.rows))
+
+    def latency_for(self, report: str, rng: random.Random) -> float:
+        spec = self.latency_by_report.get(report, self.latency)
+        if isinstance(spec, int | float):
+            return float(spec)
+        low, high = (float(x) for x in spec)
+        return rng.uniform(low, high)
+
+
+# --------------------------------------------------------------------------- report rows
+
+IDENTITY_PROFILES = ("Employees", "Contractors", "Service Accounts", "Partners")
+LIFECYCLE_STATES = ("active", "inactive", "prehire", "terminated", "leave")
+SOURCES = ("Active Directory", "Workday", "Okta", "ServiceNow", "SAP, HR")
+IDENTITY_ERRORS = (
+    "Attribute 'email' could not be computed",
+    'Transform "Manager Lookup" returned no value',
+    "Multiple accounts correlate to this identity",
+    "Identity attribute exceeds 450 characters, truncated",
+)
+
+
+def _identity(r: RowRandom, index: int) -> Row:
+    first, last = r.person()
+    created = r.timestamp()
+    return {
+        "Identity ID": r.hex_id(),
+        "Name": f"{first}.{last}".lower().replace(" ", "") + str(index),
+        "Display Name": r.full_name(first, last),
+        "First Name": first,
+        "Last Name": last,
+        "Email": r.maybe(r.email(first, last, index), blank=0.04),
+        "Manager": r.maybe(r.full_name(*r.person()), blank=0.15),
+        "Lifecycle State": r.choice(LIFECYCLE_STATES),
+        "Identity Profile": r.choice(IDENTITY_PROFILES),
+        "Authoritative Source": r.choice(SOURCES),
+        "Created": created,
+        "Modified": r.maybe(r.later(created, within=dt.timedelta(days=300)), blank=0.1),
+        "Correlated": r.chance(0.85),
+        "Access Count": r.between(0, 250),
+        "Account Count": r.between(0, 12),
+        "Department": r.maybe(r.choice(DEPARTMENTS), blank=0.08),
+        "Employee Number": r.digits(7),
+        "Error": r.choice(IDENTITY_ERRORS),
+    }
+
+
+def _account(r: RowRandom, index: int) -> Row:
+    first, last = r.person()
+    created = r.timestamp()
+    return {
+        "Account ID": r.hex_id(),
+        "Account Name": f"{first[0]}{last}".lower().replace(" ", "") + r.digits(3),
+        "Display Name": r.full_name(first, last),
+        "Native Identity": f"CN={last}\\, {first},OU=Users,DC=corp,DC=example,DC=com",
+        "Source Name": r.choice(SOURCES),
+        "Application": r.choice(APPLICATIONS),
+        "Identity ID": r.maybe(r.hex_id(), blank=0.2),
+        "Identity Name": r.maybe(r.full_name(first, last), blank=0.2),
+        "Disabled": r.chance(0.1),
+        "Locked": r.chance(0.03),
+        "Entitlement Count": r.between(0, 60),
+        "Created": created,
+        "Modified": r.maybe(r.later(created, within=dt.timedelta(days=300)), blank=0.1),
+    }
+
+
+REPORT_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "IDENTITIES_DETAILS": (
+        "Identity ID",
+        "Name",
+        "Display Name",
+        "First Name",
+        "Last Name",
+        "Email",
+        "Manager",
+        "Lifecycle State",
+        "Identity Profile",
+        "Authoritative Source",
+        "Created",
+        "Modified",
+        "Correlated",
+        "Access Count",
+        "Account Count",
+    ),
+    "IDENTITIES": (
+        "Identity ID",
+        "Name",
+        "Display Name",
+        "Email",
+        "Lifecycle State",
+        "Identity Profile",
+        "Correlated",
+        "Created",
+    ),
+    "IDENTITY_PROFILE_IDENTITY_ERROR": (
+        "Identity ID",
+        "Name",
+        "Identity Profile",
+        "Authoritative Source",
+        "Error",
+        "Modified",
+    ),
+    "ORPHAN_IDENTITIES": (
+        "Identity ID",
+        "Name",
+        "Display Name",
+        "Email",
+        "Identity Profile",
+        "Created",
+        "Modified",
+    ),
+    "ACCOUNTS": (
+        "Account ID",
+        "Account Name",
+        "Display Name",
+        "Native Identity",
+        "Source Name",
+        "Identity ID",
+        "Identity Name",
+        "Disabled",
+        "Locked",
+        "Entitlement Count",
+        "Created",
+        "Modified",
+    ),
+    "UNCORRELATED_ACCOUNTS": (
+        "Account ID",
+        "Account Name",
+        "Display Name",
+        "Native Identity",
+        "Source Name",
+        "Created",
+        "Modified",
+    ),
+}
+"""CHOICE: the columns of each report's CSV/PDF (SailPoint does not publish them)."""
+
+_ACCOUNT_REPORTS = frozenset({"ACCOUNTS", "UNCORRELATED_ACCOUNTS"})
+REPORT_DATASETS: Mapping[str, Dataset] = {
+    name: Dataset(
+        f"sailpoint.{name}",
+        tuple(Column(c) for c in columns),
+        _account if name in _ACCOUNT_REPORTS else _identity,
+    )
+    for name, columns in REPORT_COLUMNS.items()
+}
+
+
+def _search_document(r: RowRandom, index: int) -> Row:
+    first, last = r.person()
+    created = r.timestamp()
+    return {
+        "id": r.hex_id(),
+        "name": f"{first}.{last}".lower().replace(" ", "") + str(index),
+        "displayName": r.full_name(first, last),
+        "email": r.maybe(r.email(first, last, index), blank=0.05),
+        "type": r.choice(("identity", "account", "entitlement", "role", "access profile")),
+        "created": created,
+        "modified": r.maybe(r.later(created, within=dt.timedelta(days=300)), blank=0.1),
+        "source.name": r.choice(SOURCES),
+        "attributes.department": r.maybe(r.choice(DEPARTMENTS), blank=0.08),
+        "attributes.employeeNumber": r.digits(7),
+        "description": r.maybe(r.sentence(), blank=0.3),
+        "privileged": r.chance(0.08),
+        "accessCount": r.between(0, 250),
+    }
+
+
+SEARCH_DEFAULT_COLUMNS = ("id", "name", "displayName", "type", "created", "modified")
+SEARCH_DATASET = Dataset(
+    "sailpoint.SEARCH_EXPORT", tuple(Column(c) for c in SEARCH_DEFAULT_COLUMNS), _search_document
+)
+
+
+def search_indices(arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """The indices a SEARCH_EXPORT reads: its ``indices``; all of them when absent or ``*``."""
+    named = tuple(i for i in SEARCH_INDICES if i != "*")
+    chosen = arguments.get("indices") or ["*"]
+    return named if "*" in chosen else tuple(chosen)
+
+
+def search_columns(arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    columns = arguments.get("columns")
+    if not columns:
+        return SEARCH_DEFAULT_COLUMNS
+    return tuple(c.strip() for c in str(columns).split(","))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SimulatedResponse(Exception):
+    """Raised by a handler to answer with ``response`` right away."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+DETAIL_CODES = {
+    400: "400.1 Bad Request Content",
+    403: "403 Forbidden",
+    404: "404 Not found",
+    500: "500.0 Internal Fault",
+}
+
+
+def error_response(status: int, text: str, headers: Mapping[str, str] | None = None) -> Response:
+    """An ``ErrorResponseDto`` (400/403/404/5xx)."""
+    body = {
+        "detailCode": DETAIL_CODES.get(status, f"{status}.0 Error"),
+        "trackingId": secrets.token_hex(16),
+        "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": text}],
+        "causes": [],
+    }
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@dataclass
+class IssuedToken:
+    expires_at: float
+    window_start: float = 0.0
+    window_count: int = 0
+
+
+class TokenIssuer:
+    """Issues JWT-shaped bearer tokens, checks expiry, counts requests per token."""
+
+    def __init__(self, state: SimState, settings: SailPointSettings) -> None:
+        self.state = state
+        self.settings = settings
+        self._tokens: dict[str, IssuedToken] = {}
+        self._lock = threading.Lock()
+        state.facts["tokens_issued"] = 0
+
+    def issue(self, client_id: str) -> dict[str, Any]:
+        ttl = self.settings.token_ttl
+        now = time.time()
+        claims = {"client_id": client_id, "exp": int(now + ttl), "jti": secrets.token_hex(8)}
+        header = {"alg": "HS256", "typ": "JWT"}
+        signature = secrets.token_bytes(32)
+        token = ".".join(_b64(part) for part in (_json(header), _json(claims), signature))
+        with self._lock:
+            self._tokens[token] = IssuedToken(expires_at=now + ttl)
+            self.state.facts["tokens_issued"] += 1
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": math.ceil(ttl) if ttl >= 1 else ttl,
+            "scope": "sp:scopes:all",
+            "tenant_id": "2c91808a7f3b4a5f017f3b5c1d2e0001",
+            "pod": "sim01-useast1",
+            "strong_auth_supported": False,
+            "org": "sim",
+            "identity_id": None,
+            "user_name": None,
+            "strong_auth": False,
+            "jti": claims["jti"],
+        }
+
+    def check(self, authorization: str | None, faults: FaultInjector, path: str) -> str:
+        """The bearer token of a request; raises a 401 response when it is not valid."""
+        token = (authorization or "").removeprefix("Bearer ").removeprefix("bearer ").strip()
+        with self._lock:
+            issued = self._tokens.get(token)
+        if issued is None:
+            raise SimulatedResponse(JSONResponse(INVALID_TOKEN, status_code=401))
+        if faults.take("token_expiry", path):
+            issued.expires_at = time.time()
+        if time.time() >= issued.expires_at:
+            raise SimulatedResponse(JSONResponse(EXPIRED_TOKEN, status_code=401))
+        return token
+
+    def count_request(self, token: str) -> None:
+        """Count one request of ``token``; raises a 429 response over the limit."""
+        now = time.time()
+        with self._lock:
+            issued = self._tokens[token]
+            if now - issued.window_start >= self.settings.rate_window:
+                issued.window_start, issued.window_count = now, 0
+            issued.window_count += 1
+            over = issued.window_count > self.settings.rate_limit
+            wait = issued.window_start + self.settings.rate_window - now
+        if over:
+            retry_after = str(max(1, math.ceil(wait)))
+            raise SimulatedResponse(
+                JSONResponse(RATE_LIMITED, status_code=429, headers={"Retry-After": retry_after})
+            )
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# --------------------------------------------------------------------------- report tasks
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+RESULT_STATUS = {
+    "SUCCESS": "SUCCESS",
+    "WARNING": "WARNING",
+    "ERROR": "FAILURE",
+    "TEMP_ERROR": "FAILURE",
+    "TERMINATED": "TERMINATED",
+}
+
+
+@dataclass
+class ReportTask:
+    """One report run (a task result)."""
+
+    id: str
+    report: ReportType
+    arguments: dict[str, Any]
+    rows: int
+    task_type: str
+    created: dt.datetime
+    launched: dt.datetime
+    fails: bool = False
+    never_finishes: bool = False
+    completed: dt.datetime | None = None
+    completion_status: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.completion_status is not None
+
+    @property
+    def same_report_key(self) -> str:
+        return report_key(self.report.name, self.arguments)
+
+    @property
+    def task_def_name(self) -> str:
+        return "Cloud " + self.report.name.replace("_", " ").title() + " Report"
+
+    @property
+    def total_rows(self) -> int:
+        """Rows in the download: ``rows`` per CSV of the zip for SEARCH_EXPORT."""
+        return self.rows * len(self.files())
+
+    def files(self) -> dict[str, int]:
+        """The CSVs of a zipped report (name -> rows); one entry for other reports."""
+        if not self.report.zipped:
+            return {self.report.name: self.rows}
+        return {f"{index}.csv": self.rows for index in search_indices(self.arguments)}
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return available_formats(self.report, self.arguments)
+
+    def details(self) -> dict[str, Any]:
+        """The ``TaskResultDetails`` body."""
+        return {
+            "id": self.id,
+            "type": self.task_type,
+            "reportType": self.report.name,
+            "taskDefName": self.task_def_name,
+            "description": f"{self.task_def_name} ({self.report.name})",
+            "parentName": None,
+            "launcher": "sailpoint-sim-client",
+            "created": _iso(self.created),
+            "launched": _iso(self.launched),
+            "completed": _iso(self.completed),
+            "completionStatus": self.completion_status,
+            "messages": self.messages,
+            "returns": [],
+            "attributes": {"reportType": self.report.name, **self.arguments},
+            "progress": "Completed" if self.done else "Generating report",
+        }
+
+    def results(self, running_status: str) -> dict[str, Any]:
+        """The ``ReportResults`` body; no ``status`` (or ``null``) while running."""
+        body: dict[str, Any] = {
+            "reportType": self.report.name,
+            "taskDefName": self.task_def_name,
+            "id": self.id,
+            "created": _iso(self.created),
+        }
+        if self.done:
+            assert self.completion_status is not None
+            assert self.completed is not None
+            body["status"] = RESULT_STATUS[self.completion_status]
+            body["duration"] = int((self.completed - self.launched).total_seconds() * 1000)
+            body["rows"] = self.total_rows if self.completion_status != "ERROR" else 0
+        elif running_status == "null":
+            body["status"] = None
+        body["availableFormats"] = [f.upper() for f in self.formats]
+        return body
+
+    def fact(self) -> dict[str, Any]:
+        return {
+            "rows": self.total_rows,
+            "files": self.files(),
+            "status": self.completion_status or "RUNNING",
+            "resultStatus": RESULT_STATUS.get(self.completion_status or ""),
+            "reportType": self.report.name,
+            "arguments": self.arguments,
+        }
+
+
+def report_key(report: str, arguments: Mapping[str, Any]) -> str:
+    """What makes two runs "the same report": the type and the arguments."""
+    return json.dumps([report, arguments], sort_keys=True, separators=(",", ":"))
+
+
+def _message(kind: str, key: str, text: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "error": kind == "ERROR",
+        "warning": kind == "WARN",
+        "key": key,
+        "localizedText": text,
+    }
+
+
+class ReportTasks:
+    """The tenant's report tasks: run, finish on the event loop's clock, cancel."""
+
+    def __init__(self, state: SimState, settings: SailPointSettings) -> None:
+        self.state = state
+        self.settings = settings
+        self.rng = random.Random(state.seed)
+        self.tasks: dict[str, ReportTask] = {}
+        self.cancellations: list[str] = []
+        self._publish()
+
+    def run(self, report: ReportType, arguments: dict[str, Any], path: str) -> ReportTask:
+        running = self._running(report_key(report.name, arguments))
+        if running is not None:
+            return running
+        now = _now()
+        task = ReportTask(
+            id=f"{self.rng.getrandbits(128):032x}",
+            report=report,
+            arguments=arguments,
+            rows=self.settings.rows_for(report.name),
+            task_type=self.settings.task_type,
+            created=now,
+            launched=now,
+            fails=self.state.faults.take("job_failure", path) is not None,
+            never_finishes=self.state.faults.take("never_finish", path) is not None,
+        )
+        self.tasks[task.id] = task
+        if not task.never_finishes:
+            delay = self.settings.latency_for(report.name, self.rng)
+            task.timer = asyncio.get_running_loop().call_later(delay, self.finish, task.id)
+        self._publish()
+        return task
+
+    def _running(self, key: str) -> ReportTask | None:
+        for task in self.tasks.values():
+            if not task.done and task.same_report_key == key:
+                return task
+        return None
+
+    def finish(self, task_id: str) -> None:
+        task = self.tasks[task_id]
+        if task.done:
+            return
+        if task.fails:
+            task.messages.append(
+                _message(
+                    "ERROR",
+                    "cloud_report_error",
+                    "Report generation failed: the search backend "
+                    "timed out (simulated job_failure)",
+                )
+            )
+            self._complete(task, "ERROR")
+        elif self.settings.healthy_completion == "WARNING":
+            task.messages.append(
+                _message(
+                    "WARN",
+                    "cloud_report_warning",
+                    "Some rows were skipped: attribute values too long",
+                )
+            )
+            self._complete(task, "WARNING")
+        else:
+            self._complete(task, "SUCCESS")
+
+    def cancel(self, task: ReportTask) -> None:
+        self.cancellations.append(task.id)
+        if not task.done:
+            if task.timer is not None:
+                task.timer.cancel()
+            task.messages.append(
+                _message("INFO", "cloud_report_terminated", "Task was terminated by request")
+            )
+            self._complete(task, "TERMINATED")
+        self._publish()
+
+    def _complete(self, task: ReportTask, status: str) -> None:
+        task.completion_status = status
+        task.completed = _now()
+        task.timer = None
+        self._publish()
+
+    def _publish(self) -> None:
+        self.state.facts["exports"] = {tid: t.fact() for tid, t in self.tasks.items()}
+        self.state.facts["cancellations"] = list(self.cancellations)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def report_rows(seed: int, task: ReportTask) -> tuple[tuple[str, ...], Iterator[Row]]:
+    dataset = REPORT_DATASETS[task.report.name]
+    variant = report_key(task.report.name, task.arguments)
+    return dataset.header, dataset.rows(seed, task.rows, variant=variant)
+
+
+def csv_body(seed: int, task: ReportTask) -> Iterator[bytes]:
+    header, rows = report_rows(seed, task)
+    return csv_chunks(header, rows)
+
+
+class _ChunkSink(io.RawIOBase):
+    """A write-only, unseekable stream whose written bytes are taken out in chunks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += data
+        return len(data)
+
+    def take(self) -> bytes:
+        chunk = bytes(self._buffer)
+        self._buffer.clear()
+        return chunk
+
+
+def zip_body(seed: int, task: ReportTask) -> Iterator[bytes]:
+    """SEARCH_EXPORT: a zip with one CSV per index, streamed as it is compressed."""
+    sink = _ChunkSink()
+    columns = search_columns(task.arguments)
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for index in search_indices(task.arguments):
+            variant = report_key(task.report.name, task.arguments) + "/" + index
+            rows = SEARCH_DATASET.rows(seed, task.rows, variant=variant)
+            with archive.open(f"{index}.csv", "w") as member:
+                for chunk in csv_chunks(columns, rows):
+                    member.write(chunk)
+                    yield sink.take()
+    yield sink.take()
+
+
+def write_pdf(seed: int, task: ReportTask, out: IO[bytes]) -> None:
+    header, rows = report_rows(seed, task)
+    write_table_pdf(
+        out,
+        title=f"{task.task_def_name} \u2014 {task.id}",
+        columns=header,
+        rows=(rendered(row, header) for row in rows),
+        total=task.rows,
+        weights=pdf_weights(header),
+    )
+
+
+def pdf_weights(header: tuple[str, ...]) -> list[float]:
+    """Column widths of the PDF table: ids (32 hex) whole, names wider than flags."""
+    wide = {"Email": 2.0, "Display Name": 2.0, "Native Identity": 2.6, "Error": 2.6}
+    return [3.6 if name.endswith(" ID") else wide.get(name, 1.0) for name in header]
+
+
+def pdf_file(seed: int, task: ReportTask) -> tuple[Iterator[bytes], int]:
+    """The report as a PDF, rendered to a spooled file: its chunks and its size."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by spool_file
+    write_pdf(seed, task, spool)
+    size = spool.tell()
+    spool.seek(0)
+    return spool_file(spool), size
+
+
+def spool_file(spool: IO[bytes]) -> Iterator[bytes]:
+    """The rest of ``spool`` in chunks; closes it at the end."""
+    with spool:
+        while chunk := spool.read(DOWNLOAD_CHUNK):
+            yield chunk
+
+
+CUT_FAULTS = ("truncate", "drop_connection")
+
+
+def cut_may_fire(faults: FaultInjector, path: str) -> bool:
+    """Whether a ``truncate``/``drop_connection`` fault is armed for ``path`` (not taken)."""
+    return any(
+        fault["kind"] in CUT_FAULTS
+        and fault["count"] != 0
+        and (not fault["path"] or re.search(fault["path"], path))
+        for fault in faults.snapshot()
+    )
+
+
+async def sized_for_cuts(
+    faults: FaultInjector, path: str, chunks: Iterator[bytes], size: int | None
+) -> tuple[Iterator[bytes], int | None]:
+    """Spool a streamed body to learn its size when a cut fault is armed.
+
+    A cut is only visible to the client when ``Content-Length`` is declared: the request
+    log middleware (a ``BaseHTTPMiddleware``) ends an aborted chunked body with a clean
+    last chunk. Without an armed cut the body stays streamed (chunked).
+    """
+    if size is not None or not cut_may_fire(faults, path):
+        return chunks, size
+    spool, size = await run_in_threadpool(spool_chunks, chunks)
+    return spool_file(spool), size
+
+
+def spool_chunks(chunks: Iterator[bytes]) -> tuple[IO[bytes], int]:
+    """Write ``chunks`` to a spooled temporary file; return it rewound, and its size."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - caller closes
+    for chunk in chunks:
+        spool.write(chunk)
+    size = spool.tell()
+    spool.seek(0)
+    return spool, size
+
+
+async def file_response(
+    state: SimState, task: ReportTask, file_format: str, filename: str, path: str
+) -> Response:
+    """The report file, streamed (cut short by an armed truncate/drop_connection fault)."""
+    size: int | None = None
+    if task.report.zipped:
+        chunks = zip_body(state.seed, task)
+    elif file_format == "csv":
+        chunks = csv_body(state.seed, task)
+    else:
+        chunks, size = await run_in_threadpool(pdf_file, state.seed, task)
+    chunks, size = await sized_for_cuts(state.faults, path, chunks, size)
+    return download_response(
+        state,
+        path,
+        chunks=chunks,
+        size=size,
+        media_type=download_content_type(task.report.name, file_format),
+        headers={"Content-disposition": f'attachment;filename="{filename}"'},
+    )
+
+
+def download_filename(task: ReportTask, name: str | None, file_format: str) -> str:
+    extension = "zip" if task.report.zipped else file_format
+    stem = (name or f"{task.report.name}_{task.id}").strip().replace('"', "")
+    return stem if stem.lower().endswith(f".{extension}") else f"{stem}.{extension}"
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class SailPointApi:
+    """The HTTP surface: token endpoint, guard (auth, rate limit, faults), reports."""
+
+    def __init__(self, state: SimState, settings: SailPointSettings) -> None:
+        self.state = state
+        self.settings = settings
+        self.tokens = TokenIssuer(state, settings)
+        self.tasks = ReportTasks(state, settings)
+
+    def guard(self, request: Request) -> None:
+        """Authenticate, rate-limit and inject request faults, in the vendor's order."""
+        path = request.url.path
+        token = self.tokens.check(request.headers.get("authorization"), self.state.faults, path)
+        if fault := self.state.faults.take("rate_limit", path):
+            headers = {"Retry-After": fault.retry_after_header()}
+            raise SimulatedResponse(JSONResponse(RATE_LIMITED, status_code=429, headers=headers))
+        self.tokens.count_request(token)
+        if fault := self.state.faults.take("server_error", path):
+            text = f"An internal fault occurred (simulated, HTTP {fault.status})."
+            raise SimulatedResponse(error_response(fault.status, text))
+
+    def task(self, task_id: str) -> ReportTask:
+        task = self.tasks.tasks.get(task_id)
+        if task is None:
+            raise SimulatedResponse(error_response(404, f"Task result {task_id} was not found."))
+        return task
+
+    async def token(self, request: Request) -> Response:
+        fields = dict(request.query_params)
+        if request.headers.get("content-type", "").startswith("application/x-www-form"):
+            fields.update((await request.form()).items())  # type: ignore[arg-type]
+        client_id, client_secret = _basic_credentials(request.headers.get("authorization"))
+        client_id = str(fields.get("client_id", client_id or ""))
+        client_secret = str(fields.get("client_secret", client_secret or ""))
+        if fields.get("grant_type") != "client_credentials":
+            body = {
+                "error": "unsupported_grant_type",
+                "error_description": "grant_type must be client_credentials",
+            }
+            return JSONResponse(body, status_code=400)
+        if (client_id, client_secret) != (self.settings.client_id, self.settings.client_secret):
+            body = {"error": "invalid_client", "error_description": "Bad credentials"}
+            return JSONResponse(body, status_code=401)
+        return JSONResponse(self.tokens.issue(client_id))
+
+    async def run(self, request: Request) -> Response:
+        self.guard(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            return error_response(400, "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return error_response(400, "The request body must be a ReportDetails object.")
+        arguments = body.get("arguments") or {}
+        try:
+            report = report_type(body.get("reportType"))
+            validate_arguments(report, arguments)
+        except ExportValidationError as exc:
+            return error_response(400, str(exc))
+        if report.name in self.settings.forbidden_report_types:
+            return error_response(403, f"The client may not run {report.name} reports.")
+        task = self.tasks.run(report, dict(arguments), request.url.path)
+        return JSONResponse(task.details())
+
+    def result(self, request: Request, task_id: str) -> Response:
+        self.guard(request)
+        task = self.tasks.tasks.get(task_id)
+        if task is None:
+            return JSONResponse({})
+        return JSONResponse(task.results(self.settings.running_result_status))
+
+    async def file(self, request: Request, task_id: str) -> Response:
+        self.guard(request)
+        task = self.task(task_id)
+        try:
+            file_format = check_file_format(
+                task.report, task.arguments, request.query_params.get("fileFormat")
+            )
+        except ExportValidationError as exc:
+            return error_response(400, str(exc))
+        if not task.done:
+            status = self.settings.file_before_done_status
+            return error_response(status, f"Report {task_id} is not complete yet.")
+        if task.completion_status not in ("SUCCESS", "WARNING"):
+            return error_response(
+                404, f"Report {task_id} ended {task.completion_status}; it has no file."
+            )
+        name = download_filename(task, request.query_params.get("name"), file_format)
+        return await file_response(self.state, task, file_format, name, request.url.path)
+
+    async def cancel(self, request: Request, task_id: str) -> Response:
+        self.guard(request)
+        self.tasks.cancel(self.task(task_id))
+        return Response(status_code=204)
+
+    def task_status(self, request: Request, task_id: str) -> Response:
+        """``GET /v3/task-status/{id}``: the task's ``TaskResultDetails`` (completionStatus)."""
+        self.guard(request)
+        return JSONResponse(self.task(task_id).details())
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/run", self.run, methods=["POST"])
+        router.add_api_route("/{task_id}/result", self.result, methods=["GET"])
+        router.add_api_route("/{task_id}/cancel", self.cancel, methods=["POST"])
+        router.add_api_route("/{task_id}", self.file, methods=["GET"])
+        return router
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str | None, str | None]:
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None, None
+    try:
+        decoded = base64.b64decode(authorization[6:]).decode()
+    except ValueError:
+        return None, None
+    client_id, _, secret = decoded.partition(":")
+    return client_id, secret
+
+
+def build_app(
+    settings: SailPointSettings | None = None, *, seed: int = 0, faults: list[Fault] | None = None
+) -> FastAPI:
+    """The SailPoint simulator app (token endpoint, both report layouts, ``/_sim``)."""
+    settings = settings or SailPointSettings()
+    state = SimState(vendor="sailpoint", seed=seed, faults=FaultInjector(seed, faults))
+    state.settings = settings
+    api = SailPointApi(state, settings)
+    app = FastAPI(title="SailPoint ISC reports (simulator)")
+    app.state.api = api
+
+    @app.exception_handler(SimulatedResponse)
+    async def _answer(request: Request, exc: SimulatedResponse) -> Response:
+        return exc.response
+
+    app.add_api_route("/oauth/token", api.token, methods=["POST"])
+    app.add_api_route(TASK_STATUS_PATH, api.task_status, methods=["GET"])
+    for prefix in LAYOUTS.values():
+        app.include_router(api.router(), prefix=prefix)
+    install_common(app, state)
+    return app
+
+
+def start(
+    *, host: str = "127.0.0.1", port: int = 0, seed: int = 0, **settings: Any
+) -> RunningSimulator:
+    """Start the simulator on ``host:port`` (0: a free port) and describe its connection."""
+    faults = [Fault(**f) if isinstance(f, dict) else f for f in settings.pop("faults", [])]
+    config = SailPointSettings(**settings)
+    server = SimulatorServer(build_app(config, seed=seed, faults=faults), host, port).start()
+    base = server.base_url
+    return RunningSimulator(
+        vendor="sailpoint",
+        base_url=base,
+        credentials={"login": config.client_id, "password": config.client_secret},
+        extra={"token_url": f"{base}/oauth/token", "api_layout": "v3"},
+        servers=[server],
+    )
