@@ -1,0 +1,318 @@
+"""Readers of the raw formats: CSV, a zip of CSVs (SailPoint), XLSX (all sheets).
+
+Every file becomes one or more *segments* (a CSV file, a zip member, a sheet) that
+share one header. A segment yields its rows as text blocks; a CSV segment can also
+yield batches already typed by pyarrow's CSV converters (the fast path).
+
+Multi-file policy (zip members, sheets): segments with the same header are
+concatenated and a ``_file`` / ``_sheet`` column says where each row came from;
+empty members and empty sheets are skipped; a segment whose header differs fails
+the file, naming both headers.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import datetime as dt
+import enum
+import io
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from compliance_exports.landing.errors import LandingError
+
+Opener = Callable[[], IO[bytes]]
+MalformedRowHandler = Callable[[Any], str]
+FILE_COLUMN = "_file"
+SHEET_COLUMN = "_sheet"
+XLSX_BLOCK_ROWS = 32_768
+
+
+class RawFormat(enum.StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+    ZIP = "zip"  # a zip of CSV files
+    PDF = "pdf"  # archived as evidence, never converted
+
+
+_BY_SUFFIX = {".csv": RawFormat.CSV, ".xlsx": RawFormat.XLSX, ".zip": RawFormat.ZIP}
+_BY_SUFFIX[".pdf"] = RawFormat.PDF
+_BY_CONTENT_TYPE = {
+    "text/csv": RawFormat.CSV,
+    "application/csv": RawFormat.CSV,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": RawFormat.XLSX,
+    "application/zip": RawFormat.ZIP,
+    "application/x-zip-compressed": RawFormat.ZIP,
+    "application/pdf": RawFormat.PDF,
+}
+
+
+def detect_format(filename: str, content_type: str | None = None) -> RawFormat:
+    """By file name suffix first, then by content type."""
+    suffix = Path(filename).suffix.lower()
+    if suffix in _BY_SUFFIX:
+        return _BY_SUFFIX[suffix]
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime in _BY_CONTENT_TYPE:
+        return _BY_CONTENT_TYPE[mime]
+    raise LandingError(
+        f"{filename}: cannot tell the format (content type {content_type!r}); "
+        "expected .csv, .xlsx, .zip (of CSVs) or .pdf"
+    )
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    """Rows of one segment as text (``binary`` for CSV: UTF-8 is checked later)."""
+
+    columns: list[pa.Array]
+    rows: int
+    first_row: int  # row number of the first row (the header is row 1)
+    row_numbers: Sequence[int] | None = None  # when rows are not consecutive (sheets)
+
+    def row_number(self, position: int) -> int:
+        if self.row_numbers is not None:
+            return self.row_numbers[position]
+        return self.first_row + position
+
+
+@dataclass
+class Segment(abc.ABC):
+    """One table-shaped piece of a raw file."""
+
+    where: str
+    header: tuple[str, ...] | None  # None: nothing at all (a 0-byte file)
+    constants: Mapping[str, str] = field(default_factory=dict)
+
+    @abc.abstractmethod
+    def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
+        """The rows as text; ``on_malformed`` decides ("skip"/"error") for unparsable rows."""
+
+    def typed_batches(self, read_types: Mapping[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+        """Batches converted by pyarrow itself; only CSV segments have this fast path."""
+        raise LandingError(f"{self.where}: no typed reader for this kind of segment")
+
+    @property
+    def has_fast_path(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    delimiter: str = ","
+    block_bytes: int = 1 << 20
+
+
+@dataclass
+class CsvSegment(Segment):
+    opener: Opener = field(default=lambda: io.BytesIO())
+    dialect: CsvDialect = field(default_factory=CsvDialect)
+
+    @property
+    def has_fast_path(self) -> bool:
+        return True
+
+    def _read(
+        self,
+        column_types: Mapping[str, pa.DataType],
+        handler: MalformedRowHandler | None,
+        *,
+        use_threads: bool,
+    ) -> pacsv.CSVStreamingReader:
+        """pyarrow's streaming reader; single-threaded, it knows the row number of a bad row."""
+        return pacsv.open_csv(
+            self.opener(),
+            read_options=pacsv.ReadOptions(
+                block_size=self.dialect.block_bytes, use_threads=use_threads
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=self.dialect.delimiter,
+                newlines_in_values=True,
+                invalid_row_handler=handler,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict(column_types),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                null_values=[""],
+                true_values=["true", "True", "TRUE", "1", "yes", "Yes", "YES"],
+                false_values=["false", "False", "FALSE", "0", "no", "No", "NO"],
+            ),
+        )
+
+    def typed_batches(self, read_types: Mapping[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+        if not self.header:
+            return
+        yield from self._read(read_types, None, use_threads=True)
+
+    def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
+        if not self.header:
+            return
+        first_row = 2
+        text_types = dict.fromkeys(self.header, pa.binary())
+        for batch in self._read(text_types, on_malformed, use_threads=False):
+            yield TextBlock(list(batch.columns), batch.num_rows, first_row)
+            first_row += batch.num_rows
+
+
+def read_csv_header(opener: Opener, dialect: CsvDialect, where: str) -> tuple[str, ...] | None:
+    """The first record of a CSV file; ``None`` for a file with nothing in it."""
+    with opener() as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        try:
+            record = next(csv.reader(text, delimiter=dialect.delimiter), None)
+        except csv.Error as exc:
+            raise LandingError(f"{where}: cannot read the header: {exc}") from None
+    for name in record or ():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LandingError(f"{where}: the header is not UTF-8 text: {name!r}") from None
+    return tuple(record) if record else None
+
+
+def csv_segments(path: Path, dialect: CsvDialect) -> list[Segment]:
+    def opener() -> IO[bytes]:
+        return path.open("rb")
+
+    header = read_csv_header(opener, dialect, path.name)
+    return [CsvSegment(path.name, header, {}, opener, dialect)]
+
+
+def zip_segments(path: Path, dialect: CsvDialect) -> list[Segment]:
+    """One segment per ``*.csv`` member, in name order; anything else fails the file."""
+    segments: list[Segment] = []
+    with zipfile.ZipFile(path) as archive:
+        members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+    members = [m for m in members if not m.startswith("__MACOSX/")]
+    strangers = [m for m in members if not m.lower().endswith(".csv")]
+    if strangers:
+        raise LandingError(f"{path.name}: zip members that are not CSV: {', '.join(strangers)}")
+    for member in members:
+        opener = _member_opener(path, member)
+        where = f"{path.name}:{member}"
+        header = read_csv_header(opener, dialect, where)
+        segments.append(CsvSegment(where, header, {FILE_COLUMN: member}, opener, dialect))
+    if not segments:
+        raise LandingError(f"{path.name}: the zip holds no CSV file")
+    return segments
+
+
+def _member_opener(path: Path, member: str) -> Opener:
+    def opener() -> IO[bytes]:
+        archive = zipfile.ZipFile(path)
+        stream = archive.open(member)
+        archive.close()  # the member stream keeps its own handle on the file
+        return stream
+
+    return opener
+
+
+# --------------------------------------------------------------------------- XLSX
+
+
+def cell_text(value: object) -> str | None:
+    """A spreadsheet cell as the text a CSV export would carry."""
+    if isinstance(value, str):
+        return value or None
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass
+class SheetSegment(Segment):
+    rows: Sequence[Sequence[object]] = ()
+    header_row: int = 1  # row number of the header in the sheet
+
+    def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
+        width = len(self.header or ())
+        block: list[tuple[str | None, ...]] = []
+        numbers: list[int] = []
+        for offset, row in enumerate(self.rows, start=1):
+            cells = tuple(cell_text(value) for value in row)
+            if not any(cells):
+                continue  # blank spreadsheet row
+            block.append((cells + (None,) * width)[:width])
+            numbers.append(self.header_row + offset)
+            if len(block) == XLSX_BLOCK_ROWS:
+                yield _sheet_block(block, numbers, width)
+                block, numbers = [], []
+        if block:
+            yield _sheet_block(block, numbers, width)
+
+
+def _sheet_block(rows: list[tuple[str | None, ...]], numbers: list[int], width: int) -> TextBlock:
+    columns = [pa.array(list(values), pa.string()) for values in zip(*rows, strict=True)]
+    if not columns:
+        columns = [pa.nulls(len(rows), pa.string()) for _ in range(width)]
+    return TextBlock(columns, len(rows), numbers[0], numbers)
+
+
+def xlsx_segments(path: Path) -> list[Segment]:
+    """One segment per non-empty sheet, in workbook order.
+
+    python-calamine reads a whole sheet at once (XLSX caps a sheet at 1,048,576 rows),
+    so memory follows the largest sheet, not the file.
+    """
+    from python_calamine import CalamineWorkbook
+
+    segments: list[Segment] = []
+    workbook = CalamineWorkbook.from_path(str(path))
+    for name in workbook.sheet_names:
+        sheet = workbook.get_sheet_by_name(name)
+        rows = sheet.to_python(skip_empty_area=True)
+        first = next((i for i, row in enumerate(rows) if any(cell_text(v) for v in row)), None)
+        if first is None:
+            continue
+        header = tuple(cell_text(v) or "" for v in rows[first])
+        while header and not header[-1]:
+            header = header[:-1]
+        where = f"{path.name}[{name}]"
+        start_row = (sheet.start[0] if sheet.start else 0) + first + 1
+        segments.append(
+            SheetSegment(where, header, {SHEET_COLUMN: name}, rows[first + 1 :], start_row)
+        )
+    if not segments:
+        segments.append(SheetSegment(path.name, None, {SHEET_COLUMN: ""}))
+    return segments
+
+
+def open_segments(path: Path, raw_format: RawFormat, dialect: CsvDialect) -> list[Segment]:
+    if raw_format is RawFormat.CSV:
+        return csv_segments(path, dialect)
+    if raw_format is RawFormat.ZIP:
+        return zip_segments(path, dialect)
+    if raw_format is RawFormat.XLSX:
+        return xlsx_segments(path)
+    raise LandingError(f"{path.name}: {raw_format} files are archived, not converted")
+
+
+def common_header(segments: Sequence[Segment]) -> tuple[str, ...] | None:
+    """The header every non-empty segment shares."""
+    first: Segment | None = None
+    for segment in segments:
+        if segment.header is None:
+            continue
+        if first is None:
+            first = segment
+        elif segment.header != first.header:
+            raise LandingError(
+                f"{segment.where}: header differs from {first.where}; "
+                f"{list(segment.header)} != {list(first.header or ())} "
+                "(segments of one file must share their columns)"
+            )
+    return first.header if first else None

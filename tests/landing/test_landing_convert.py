@@ -1,0 +1,309 @@
+"""Raw file -> Parquet parts on local disk (no S3): types, bad input, drift, formats."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from compliance_exports.landing.convert import (
+    BadRowPolicy,
+    ConversionOptions,
+    convert_file,
+    write_rejected_rows,
+)
+from compliance_exports.landing.errors import BadRowError, LandingError, TooManyRejectedRowsError
+from compliance_exports.landing.parquet import ParquetOptions
+from compliance_exports.landing.schema import DatasetSchema
+from compliance_exports.landing.sources import RawFormat
+from tests.landing.conftest import WriteFile
+from tests.landing.helpers import read_parts, write_xlsx, write_zip
+
+UTC = dt.UTC
+ACCESS = DatasetSchema.from_mapping(
+    {
+        "id": "string",
+        "count": "int64",
+        "score": "float64",
+        "admin": "bool",
+        "seen_at": "timestamp",
+        "born": "date",
+        "amount": "decimal(10,2)",
+    }
+)
+ACCESS_CSV = (
+    "id,name,count,score,admin,seen_at,born,amount\n"
+    '000123,"Doe, Jane",7,1.5,true,2026-11-20T10:00:00Z,1990-01-02,12.30\n'
+    "000124,Zoë Ünïcødé 東京,,,FALSE,2026-11-20 10:00:00.123+02:00,,\n"
+    '0,"",0,-2e3,yes,2026-11-20T10:00:00,2000-02-29,-0.5\n'
+    "00,,3,0,0,,,\n"
+).encode()
+
+
+def _convert(path: Path, schema: DatasetSchema = ACCESS, **options: object):
+    out = path.parent.parent / "out"
+    raw_format = RawFormat(path.suffix.lstrip("."))
+    return convert_file(path, raw_format, schema, out, ConversionOptions(**options))  # type: ignore[arg-type]
+
+
+class TestCsvValues:
+    def test_declared_types_and_leading_zeros(self, write_file: WriteFile) -> None:
+        result = _convert(write_file("access.csv", ACCESS_CSV))
+        table = read_parts(result)
+        assert result.rows == 4
+        assert table.schema.field("id").type == pa.string()
+        assert table.schema.field("name").type == pa.string()
+        assert table.schema.field("seen_at").type == pa.timestamp("us", tz="UTC")
+        assert table.column("id").to_pylist() == ["000123", "000124", "0", "00"]
+        assert table.column("name").to_pylist() == ["Doe, Jane", "Zoë Ünïcødé 東京", None, None]
+        assert table.column("count").to_pylist() == [7, None, 0, 3]
+        assert table.column("score").to_pylist() == [1.5, None, -2000.0, 0.0]
+        assert table.column("admin").to_pylist() == [True, False, True, False]
+        assert table.column("seen_at").to_pylist() == [
+            dt.datetime(2026, 11, 20, 10, tzinfo=UTC),
+            dt.datetime(2026, 11, 20, 8, 0, 0, 123000, tzinfo=UTC),
+            dt.datetime(2026, 11, 20, 10, tzinfo=UTC),
+            None,
+        ]
+        assert table.column("born").to_pylist() == [
+            dt.date(1990, 1, 2),
+            None,
+            dt.date(2000, 2, 29),
+            None,
+        ]
+        assert table.column("amount").to_pylist() == [
+            Decimal("12.30"),
+            None,
+            Decimal("-0.50"),
+            None,
+        ]
+
+    def test_duckdb_reads_the_same_rows(self, write_file: WriteFile) -> None:
+        result = _convert(write_file("access.csv", ACCESS_CSV))
+        files = [str(part.path) for part in result.parts]
+        con = duckdb.connect()
+        query = "SELECT id, name, count, admin, seen_at, amount FROM read_parquet(?) ORDER BY id"
+        rows = con.execute(query, [files]).fetchall()
+        assert [r[0] for r in rows] == ["0", "00", "000123", "000124"]
+        assert rows[2][1] == "Doe, Jane"
+        assert rows[2][2] == 7
+        assert rows[2][4] == dt.datetime(2026, 11, 20, 10, tzinfo=UTC)
+        assert rows[2][5] == Decimal("12.30")
+        described = con.execute("DESCRIBE SELECT seen_at FROM read_parquet(?)", [files]).fetchall()
+        assert described[0][1] == "TIMESTAMP WITH TIME ZONE"
+
+    def test_whitespace_and_odd_spellings_take_the_exact_path(self, write_file: WriteFile) -> None:
+        csv = b"id,count,admin\n1, 12 ,tRuE\n2,3,N\n"
+        result = _convert(write_file("odd.csv", csv))
+        table = read_parts(result)
+        assert not result.fast_path
+        assert table.column("count").to_pylist() == [12, 3]
+        assert table.column("admin").to_pylist() == [True, False]
+
+    def test_clean_file_takes_the_fast_path(self, write_file: WriteFile) -> None:
+        assert _convert(write_file("access.csv", ACCESS_CSV)).fast_path
+
+    def test_quoted_newline_and_bom(self, write_file: WriteFile) -> None:
+        csv = '\ufeffid,notes\n001,"line one\nline two"\n002,plain\n'.encode()
+        table = read_parts(_convert(write_file("notes.csv", csv)))
+        assert table.column_names[:2] == ["id", "count"]
+        assert table.column("id").to_pylist() == ["001", "002"]
+        assert table.column("notes").to_pylist() == ["line one\nline two", "plain"]
+
+    def test_column_names_with_dots_and_spaces_are_kept(self, write_file: WriteFile) -> None:
+        csv = b"source.name,Display Name\nokta,Jane Doe\n"
+        schema = DatasetSchema.from_mapping({"source.name": "string"})
+        table = read_parts(_convert(write_file("veza.csv", csv), schema))
+        assert table.column_names == ["source.name", "Display Name"]
+
+
+class TestBadInput:
+    def test_wrong_field_count_names_the_row(self, write_file: WriteFile) -> None:
+        csv = b"id,count\n1,2\n2,3\n3,4,5\n4,5\n"
+        with pytest.raises(BadRowError) as caught:
+            _convert(write_file("bad.csv", csv))
+        assert caught.value.row == 4
+        assert "expected 2 fields, found 3" in str(caught.value)
+        assert "3,4,5" in str(caught.value)
+
+    def test_row_numbers_count_records_not_lines(self, write_file: WriteFile) -> None:
+        csv = b'id,notes\n1,"two\nlines"\n2,ok\n3,a,b\n'
+        with pytest.raises(BadRowError) as caught:
+            _convert(write_file("bad.csv", csv))
+        assert caught.value.row == 4
+
+    def test_value_that_does_not_fit_names_row_column_sample(self, write_file: WriteFile) -> None:
+        csv = b"id,count\n" + b"".join(f"{i},{i}\n".encode() for i in range(1, 500)) + b"500,12x\n"
+        with pytest.raises(BadRowError) as caught:
+            _convert(write_file("bad.csv", csv))
+        error = caught.value
+        assert (error.row, error.column, error.value) == (501, "count", "12x")
+        assert "row 501, column 'count': not a valid int64: '12x'" in str(error)
+
+    def test_bad_timestamp(self, write_file: WriteFile) -> None:
+        csv = b"id,seen_at\n1,2026-11-20T10:00:00Z\n2,yesterday\n"
+        with pytest.raises(BadRowError, match=r"row 3, column 'seen_at': not a valid timestamp"):
+            _convert(write_file("bad.csv", csv))
+
+    def test_undecodable_bytes(self, write_file: WriteFile) -> None:
+        csv = b"id,name\n1,ok\n2,caf\xe9\n"
+        with pytest.raises(BadRowError) as caught:
+            _convert(write_file("latin1.csv", csv))
+        assert (caught.value.row, caught.value.column) == (3, "name")
+        assert "not UTF-8 text" in str(caught.value)
+
+    def test_bad_row_leaves_no_parts(self, write_file: WriteFile, tmp_path: Path) -> None:
+        with pytest.raises(BadRowError):
+            _convert(write_file("bad.csv", b"id,count\n1,x\n"))
+        assert not list((tmp_path / "out").glob("*.parquet"))
+
+    def test_header_with_a_repeated_name(self, write_file: WriteFile) -> None:
+        with pytest.raises(LandingError, match="names column 'id' twice"):
+            _convert(write_file("dup.csv", b"id,id\n1,2\n"))
+
+
+class TestQuarantine:
+    CSV = b"id,count\n1,10\n2,ten\n3,30,extra\n4,40\n"
+
+    def test_bad_rows_set_aside_and_the_rest_landed(
+        self, write_file: WriteFile, tmp_path: Path
+    ) -> None:
+        result = _convert(write_file("q.csv", self.CSV), on_bad_rows=BadRowPolicy.QUARANTINE)
+        table = read_parts(result)
+        assert table.column("id").to_pylist() == ["1", "4"]
+        reasons = {r.reason for r in result.rejected}
+        assert reasons == {"not a valid int64", "expected 2 fields, found 3"}
+        typed = next(r for r in result.rejected if r.column == "count")
+        assert (typed.row, typed.record) == (3, "2,ten")
+        out = tmp_path / "rejected.csv"
+        write_rejected_rows(result.rejected, out)
+        text = out.read_text()
+        assert text.splitlines()[0] == "where,row,column,reason,record"
+        assert "3,30,extra" in text
+
+    def test_too_many_rejected_rows_fail(self, write_file: WriteFile) -> None:
+        with pytest.raises(TooManyRejectedRowsError):
+            _convert(
+                write_file("q.csv", self.CSV),
+                on_bad_rows=BadRowPolicy.QUARANTINE,
+                max_rejected_rows=1,
+            )
+
+
+class TestDriftAndEmpty:
+    def test_new_column_kept_as_string_and_missing_column_null(self, write_file: WriteFile) -> None:
+        schema = DatasetSchema.from_mapping({"id": "string", "count": "int64", "gone": "timestamp"})
+        result = _convert(write_file("d.csv", b"id,count,surprise\n1,2,007\n"), schema)
+        table = read_parts(result)
+        assert table.column_names == ["id", "count", "gone", "surprise"]
+        assert table.schema.field("gone").type == pa.timestamp("us", tz="UTC")
+        assert table.column("gone").to_pylist() == [None]
+        assert table.column("surprise").to_pylist() == ["007"]
+        assert result.schema.drift() == {"added": ["surprise"], "missing": ["gone"]}
+
+    @pytest.mark.parametrize("content", [b"", b"id,count,admin\n"], ids=["0-bytes", "header-only"])
+    def test_empty_export_gives_a_zero_row_part(
+        self, write_file: WriteFile, content: bytes
+    ) -> None:
+        schema = DatasetSchema.from_mapping({"id": "string", "count": "int64"})
+        result = _convert(write_file("empty.csv", content), schema)
+        assert result.rows == 0
+        assert len(result.parts) == 1
+        parquet_schema = pq.read_schema(result.parts[0].path)
+        assert parquet_schema.field("count").type == pa.int64()
+        assert pq.read_metadata(result.parts[0].path).num_rows == 0
+
+
+class TestParquetLayout:
+    def test_row_groups_zstd_statistics_dictionary(self, write_file: WriteFile) -> None:
+        rows = "".join(f"{i:06d},{['human', 'service'][i % 2]},{i}\n" for i in range(2500))
+        path = write_file("big.csv", ("id,kind,count\n" + rows).encode())
+        options = ParquetOptions(row_group_rows=1000, rows_per_part=2000)
+        result = convert_file(
+            path, RawFormat.CSV, ACCESS, path.parent / "out", ConversionOptions(parquet=options)
+        )
+        assert [(p.rows, p.path.name) for p in result.parts] == [
+            (2000, "part-00000.parquet"),
+            (500, "part-00001.parquet"),
+        ]
+        meta = pq.read_metadata(result.parts[0].path)
+        assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [1000, 1000]
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        kind = meta.row_group(0).column(names.index("kind"))
+        ident = meta.row_group(0).column(names.index("id"))
+        assert kind.compression == "ZSTD"
+        assert "RLE_DICTIONARY" in kind.encodings
+        assert "RLE_DICTIONARY" not in ident.encodings
+        assert ident.statistics.min == "000000"
+        assert read_parts(result).num_rows == 2500
+
+
+class TestZipAndXlsx:
+    def test_sailpoint_zip_of_csvs(self, write_file: WriteFile, tmp_path: Path) -> None:
+        members = {
+            "part-2.csv": b"Identity ID,Display Name\n002,B\n",
+            "part-1.csv": b"Identity ID,Display Name\n001,A\n003,C\n",
+        }
+        (tmp_path / "raw").mkdir()
+        path = write_zip(tmp_path / "raw" / "search.zip", members)
+        result = _convert(path, DatasetSchema.from_mapping({"Identity ID": "string"}))
+        table = read_parts(result)
+        assert table.column("Identity ID").to_pylist() == ["001", "003", "002"]
+        assert table.column("_file").to_pylist() == ["part-1.csv", "part-1.csv", "part-2.csv"]
+        assert result.segments == ["search.zip:part-1.csv", "search.zip:part-2.csv"]
+
+    def test_zip_members_with_different_headers_fail(self, tmp_path: Path) -> None:
+        members = {"a.csv": b"x,y\n1,2\n", "b.csv": b"x,z\n1,2\n"}
+        (tmp_path / "raw").mkdir()
+        path = write_zip(tmp_path / "raw" / "mixed.zip", members)
+        with pytest.raises(LandingError, match=r"mixed.zip:b.csv: header differs"):
+            _convert(path)
+
+    def test_bad_row_in_a_zip_member_names_the_member(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        path = write_zip(tmp_path / "raw" / "r.zip", {"a.csv": b"id,count\n1,one\n"})
+        with pytest.raises(BadRowError, match=r"r.zip:a.csv: row 2, column 'count'"):
+            _convert(path)
+
+    def test_xlsx_sheets_concatenated_with_sheet_column(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        header = ["id", "count", "admin", "source.name"]
+        path = write_xlsx(
+            tmp_path / "raw" / "review.xlsx",
+            {
+                "First": [
+                    header,
+                    ["007", 1, True, "okta"],
+                    ["", "", "", ""],
+                    ["008", 2.0, False, None],
+                ],
+                "Blank": [],
+                "Second": [header, ["009", 3, False, "ad"]],
+            },
+        )
+        result = _convert(path)
+        table = read_parts(result)
+        assert table.column("id").to_pylist() == ["007", "008", "009"]
+        assert table.column("count").to_pylist() == [1, 2, 3]
+        assert table.column("admin").to_pylist() == [True, False, False]
+        assert table.column("_sheet").to_pylist() == ["First", "First", "Second"]
+        assert result.segments == ["review.xlsx[First]", "review.xlsx[Second]"]
+
+    def test_xlsx_bad_value_names_sheet_and_row(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        path = write_xlsx(
+            tmp_path / "raw" / "r.xlsx", {"S": [["id", "count"], ["1", 1], ["2", "many"]]}
+        )
+        with pytest.raises(BadRowError, match=r"r.xlsx\[S\]: row 3, column 'count'"):
+            _convert(path)
+
+    def test_xlsx_sheets_with_different_headers_fail(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        path = write_xlsx(tmp_path / "raw" / "r.xlsx", {"A": [["x"], ["1"]], "B": [["y"], ["2"]]})
+        with pytest.raises(LandingError, match=r"r.xlsx\[B\]: header differs"):
+            _convert(path)
