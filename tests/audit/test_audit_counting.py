@@ -102,7 +102,7 @@ class TestReadCountingCsv:
 
     def test_text_chunks_are_refused(self) -> None:
         with pytest.raises(TypeError, match="gave str, expected bytes"):
-            read_counting_csv(iter(["timestamp\n"]))  # type: ignore[list-item]
+            read_counting_csv(iter(["timestamp\n"]))  # type: ignore[arg-type]
 
     @settings(max_examples=100, deadline=None)
     @given(

@@ -45,6 +45,7 @@ def assert_valid_plan(
         assert len(holders) == 1, f"event {index} at {stamp} is in {holders}"
         held[holders[0]] += 1
     for window in windows:
+        assert window.expected_events is not None
         assert held[window] == window.expected_events <= capacity
 
 

@@ -8,7 +8,7 @@ followed by one starting at ``t + 1 ms`` and no instant belongs to two windows.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,6 +63,8 @@ def _normalise_filters(filters: Mapping[str, Iterable[str]]) -> dict[str, tuple[
         if dimension not in filters:
             continue
         raw = filters[dimension]
+        if not isinstance(raw, Iterable):
+            raise ValueError(f"filter {dimension} needs a list of strings, got {raw!r}")
         values = (raw,) if isinstance(raw, str) else tuple(raw)
         if not values or not all(isinstance(v, str) and v.strip() for v in values):
             raise ValueError(f"filter {dimension} needs one or more non-blank strings, got {raw!r}")
@@ -83,7 +85,7 @@ class Window:
 
     start_ms: int
     end_ms: int
-    filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
     expected_events: int | None = None
 
     def __post_init__(self) -> None:
@@ -152,9 +154,9 @@ class Window:
             base,
             range_start=self.start,
             range_end=self.end,
-            event_type=self.filters.get("event_type", base.event_type),
-            sub_type=self.filters.get("sub_type", base.sub_type),
-            system_source=self.filters.get("system_source", base.system_source),
+            event_type=tuple(self.filters.get("event_type", base.event_type)),
+            sub_type=tuple(self.filters.get("sub_type", base.sub_type)),
+            system_source=tuple(self.filters.get("system_source", base.system_source)),
             file_type="pdf",
         )
 
