@@ -133,3 +133,16 @@ def veza(veza_sim: RunningSimulator) -> Iterator[RunningSimulator]:
     use_connection("veza_default", veza_sim)
     yield veza_sim
     reset(veza_sim)
+
+
+@pytest.fixture(scope="module")
+def sailpoint_sim() -> Iterator[RunningSimulator]:
+    yield from _vendor_sim("sailpoint", rows=25, latency=0.3)
+
+
+@pytest.fixture
+def sailpoint(sailpoint_sim: RunningSimulator) -> Iterator[RunningSimulator]:
+    reset(sailpoint_sim)
+    use_connection("sailpoint_default", sailpoint_sim)
+    yield sailpoint_sim
+    reset(sailpoint_sim)

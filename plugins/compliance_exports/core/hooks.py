@@ -92,6 +92,8 @@ class ExportHook(BaseHook):
         self.timeout = timeout
         self._transport: VendorTransport | None = None
         self._atransport: VendorTransport | None = None
+        #: the connection's extra, set once the connection is read (before any call is built)
+        self.extra: dict[str, Any] = {}
 
     # -- what a vendor declares ----------------------------------------------------------
 
@@ -141,6 +143,7 @@ class ExportHook(BaseHook):
 
     def _build_transport(self, conn: Any) -> VendorTransport:
         mask(conn.password)
+        self.extra = dict(conn.extra_dejson)
         base_url = self.base_url_of(conn)
         return VendorTransport(
             vendor=self.vendor,
@@ -179,13 +182,15 @@ class ExportHook(BaseHook):
 
     def submit_export(self, request: Mapping[str, Any]) -> str:
         """Start an export; return the vendor's job id."""
-        response = self.get_transport().request(self.submit_call(request))
+        transport = self.get_transport()
+        response = transport.request(self.submit_call(request))
         job_id = self.job_id_of(response)
         self.log.info("%s export submitted: job %s", self.vendor, job_id)
         return job_id
 
     def get_export_state(self, job_id: str) -> ExportState:
-        response = self.get_transport().request(self.status_call(job_id))
+        transport = self.get_transport()
+        response = transport.request(self.status_call(job_id))
         return self.state_of(job_id, response)
 
     async def a_get_export_state(self, job_id: str) -> ExportState:
@@ -194,7 +199,8 @@ class ExportHook(BaseHook):
         return self.state_of(job_id, response)
 
     def cancel_export(self, job_id: str) -> None:
-        self.get_transport().request(self.cancel_call(job_id))
+        transport = self.get_transport()
+        transport.request(self.cancel_call(job_id))
         self.log.info("%s export %s cancelled", self.vendor, job_id)
 
     async def a_cancel_export(self, job_id: str) -> None:
@@ -208,7 +214,8 @@ class ExportHook(BaseHook):
     ) -> Iterator[Download]:
         """Stream the finished export's file."""
         opts = options or {}
-        with self.get_transport().open(self.download_call(state, opts)) as response:
+        transport = self.get_transport()
+        with transport.open(self.download_call(state, opts)) as response:
             yield self.describe_download(response, self.default_filename(state, opts))
 
     @staticmethod
