@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from compliance_exports.audit.counting import (
     CountedEvents,
     CountingCsvError,
+    counting_query,
     parse_event_timestamp,
     read_counting_csv,
 )
 from compliance_exports.audit.planner import plan_pdf_windows
 from compliance_exports.audit.window import to_epoch_ms
+from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 DAY_MS = to_epoch_ms(dt.datetime(2026, 11, 21, tzinfo=dt.UTC))
 
@@ -130,6 +132,21 @@ class TestReadCountingCsv:
         assert counted.attributes["event_type"] == [
             value if value.strip() else None for _, value, _ in rows
         ]
+
+
+def test_counting_query_asks_the_same_export_as_csv_in_utc() -> None:
+    base = AuditExportQuery(event_type=("login",), file_type="pdf", timezone="Europe/Paris")
+    query = counting_query(
+        base, DAY_MS, dt.datetime(2026, 11, 21, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    )
+    assert query.to_params("repeat") == [
+        ("range_start", "2026-11-21T00:00:00.000Z"),
+        ("range_end", "2026-11-21T23:59:59.999Z"),
+        ("event_type", "login"),
+        ("file_type", "csv"),
+        ("locale", "en"),
+        ("timezone", "UTC"),
+    ]
 
 
 class TestParseEventTimestamp:

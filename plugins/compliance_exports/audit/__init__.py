@@ -14,7 +14,12 @@ from compliance_exports.audit.bisection import (
     bisect_window,
     fetch_with_bisection,
 )
-from compliance_exports.audit.counting import CountedEvents, CountingCsvError, read_counting_csv
+from compliance_exports.audit.counting import (
+    CountedEvents,
+    CountingCsvError,
+    counting_query,
+    read_counting_csv,
+)
 from compliance_exports.audit.planner import InstantOverLimitError, plan_pdf_windows
 from compliance_exports.audit.window import SPLIT_DIMENSIONS, Window
 
@@ -27,6 +32,7 @@ __all__ = [
     "WindowNotSplittableError",
     "WindowOverLimitError",
     "bisect_window",
+    "counting_query",
     "fetch_with_bisection",
     "plan_pdf_windows",
     "read_counting_csv",

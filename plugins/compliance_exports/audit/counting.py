@@ -20,7 +20,7 @@ import io
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 from compliance_exports.audit.window import (
@@ -29,9 +29,11 @@ from compliance_exports.audit.window import (
     SPLIT_DIMENSIONS,
     Moment,
     format_ms,
+    from_epoch_ms,
     to_epoch_ms,
 )
 from compliance_exports.core.errors import FatalError
+from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 TIMESTAMP_COLUMN = "timestamp"
 CHUNK_SIZE = 1 << 16
@@ -87,6 +89,19 @@ class CountedEvents:
     def values_of(self, index: int) -> dict[str, str | None]:
         """The attribute values of the event at ``index``."""
         return {dim: values[index] for dim, values in self.attributes.items()}
+
+
+def counting_query(
+    base: AuditExportQuery, range_start: Moment, range_end: Moment
+) -> AuditExportQuery:
+    """The CSV request that counts what ``base`` would put in PDFs over the range, in UTC."""
+    return replace(
+        base,
+        range_start=from_epoch_ms(to_epoch_ms(range_start, name="range_start")),
+        range_end=from_epoch_ms(to_epoch_ms(range_end, name="range_end")),
+        file_type="csv",
+        timezone="UTC",
+    )
 
 
 def parse_event_timestamp(text: str) -> int:
