@@ -14,6 +14,7 @@ import pytest
 from compliance_exports.landing.convert import (
     BadRowPolicy,
     ConversionOptions,
+    ConversionResult,
     convert_file,
     write_rejected_rows,
 )
@@ -45,10 +46,15 @@ ACCESS_CSV = (
 ).encode()
 
 
-def _convert(path: Path, schema: DatasetSchema = ACCESS, **options: object):
+def _convert(
+    path: Path,
+    schema: DatasetSchema = ACCESS,
+    on_bad_rows: BadRowPolicy = BadRowPolicy.FAIL,
+    max_rejected_rows: int = 10_000,
+) -> ConversionResult:
     out = path.parent.parent / "out"
-    raw_format = RawFormat(path.suffix.lstrip("."))
-    return convert_file(path, raw_format, schema, out, ConversionOptions(**options))  # type: ignore[arg-type]
+    options = ConversionOptions(on_bad_rows=on_bad_rows, max_rejected_rows=max_rejected_rows)
+    return convert_file(path, RawFormat(path.suffix.lstrip(".")), schema, out, options)
 
 
 class TestCsvValues:
