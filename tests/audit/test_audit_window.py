@@ -97,6 +97,7 @@ class TestWindow:
             ({"event_type": ("a", " ")}, "one or more non-blank strings"),
             ({"event_type": ("a", "a")}, "repeats a value"),
             ({"event_type": 5}, "needs a list of strings, got 5"),
+            ({"event_type": "login"}, "needs a list of strings, got 'login'"),
         ],
     )
     def test_bad_filters_are_refused(

@@ -63,9 +63,9 @@ def _normalise_filters(filters: Mapping[str, Iterable[str]]) -> dict[str, tuple[
         if dimension not in filters:
             continue
         raw = filters[dimension]
-        if not isinstance(raw, Iterable):
+        if isinstance(raw, str) or not isinstance(raw, Iterable):
             raise ValueError(f"filter {dimension} needs a list of strings, got {raw!r}")
-        values = (raw,) if isinstance(raw, str) else tuple(raw)
+        values = tuple(raw)
         if not values or not all(isinstance(v, str) and v.strip() for v in values):
             raise ValueError(f"filter {dimension} needs one or more non-blank strings, got {raw!r}")
         if len(set(values)) != len(values):
@@ -173,9 +173,11 @@ class Window:
     def from_dict(cls, data: Mapping[str, Any]) -> Window:
         """Re-create a window from :meth:`to_dict` output; bad input names the field."""
         missing = sorted({"start", "end"} - set(data))
-        extra = sorted(set(data) - {"start", "end", "filters", "expected_events"})
-        if missing or extra:
-            raise ValueError(f"window dict: missing keys {missing}, unknown keys {extra}")
+        if missing:
+            raise ValueError(f"window dict: missing keys {missing}")
+        unknown = sorted(set(data) - {"start", "end", "filters", "expected_events"})
+        if unknown:
+            raise ValueError(f"window dict: unknown keys {unknown}")
         filters = data.get("filters")
         filters = {} if filters is None else filters
         if not isinstance(filters, Mapping):
