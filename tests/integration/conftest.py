@@ -146,3 +146,16 @@ def sailpoint(sailpoint_sim: RunningSimulator) -> Iterator[RunningSimulator]:
     use_connection("sailpoint_default", sailpoint_sim)
     yield sailpoint_sim
     reset(sailpoint_sim)
+
+
+@pytest.fixture(scope="module")
+def maxsight_sim() -> Iterator[RunningSimulator]:
+    yield from _vendor_sim("maxsight", events=300, pdf_event_limit=50)
+
+
+@pytest.fixture
+def maxsight(maxsight_sim: RunningSimulator) -> Iterator[RunningSimulator]:
+    reset(maxsight_sim)
+    use_connection("maxsight_default", maxsight_sim)
+    yield maxsight_sim
+    reset(maxsight_sim)

@@ -1,0 +1,86 @@
+"""Maxsight audit events export: one synchronous GET whose body is the file.
+
+``GET {base}/v5/audit-sentinel/events/export`` with the ``apikey`` header; no job, no
+polling. Errors are ``{"errors": [{"code", "message", "source"}]}``; rate limits come as
+``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-Secs`` (and ``Retry-After`` on a 429).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from compliance_exports.core.auth import HeaderKey
+from compliance_exports.core.hooks import Download, ExportHook
+from compliance_exports.core.http import ApiCall, default_retry_after
+from compliance_exports.vendors.maxsight.query import ArrayStyle, AuditExportQuery
+
+EXPORT_PATH = "/v5/audit-sentinel/events/export"
+
+
+class MaxsightHook(ExportHook):
+    """Talks to Maxsight's audit export through a ``maxsight`` connection."""
+
+    conn_name_attr = "maxsight_conn_id"
+    default_conn_name = "maxsight_default"
+    conn_type = "maxsight"
+    hook_name = "Maxsight"
+    vendor = "maxsight"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port", "login"],
+            "relabeling": {"host": "API base URL", "password": "API key"},
+            "placeholders": {
+                "host": "https://api.<region>.maxsight.example",
+                "extra": '{"allow_insecure_http": false}',
+            },
+        }
+
+    def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
+        return HeaderKey(conn.password or "", header="apikey")
+
+    def export_call(self, query: AuditExportQuery, array_style: ArrayStyle) -> ApiCall:
+        return ApiCall(
+            "GET",
+            EXPORT_PATH,
+            params=query.to_params(array_style),
+            headers={"Accept-Encoding": "identity"},
+        )
+
+    @contextmanager
+    def open_export(
+        self, query: AuditExportQuery, array_style: ArrayStyle = "brackets"
+    ) -> Iterator[Download]:
+        """Stream the export file for ``query`` (retried like every call until it opens)."""
+        transport = self.get_transport()
+        with transport.open(self.export_call(query, array_style)) as response:
+            yield self.describe_download(response, f"audit-events.{query.file_type}")
+
+    def parse_error(self, response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:300].strip()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not isinstance(errors, list):
+            return str(body)[:300]
+        return "; ".join(_error_text(e) for e in errors if isinstance(e, dict))
+
+    def retry_after_of(self, response: httpx.Response) -> float | None:
+        waited = default_retry_after(response)
+        if waited is not None:
+            return waited
+        if response.headers.get("X-RateLimit-Remaining") == "0":
+            reset = response.headers.get("X-RateLimit-Reset-Secs", "")
+            return float(reset) if reset.isdigit() else None
+        return None
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    source = f" ({error['source']})" if error.get("source") else ""
+    return f"{error.get('code', 'error')}: {error.get('message', '')}{source}"
