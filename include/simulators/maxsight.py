@@ -1,0 +1,632 @@
+"""Maxsight audit events export simulator (synchronous CSV or PDF, ``apikey`` header).
+
+Reproduced as documented (DOC): ``GET /v5/audit-sentinel/events/export`` answered with
+the file itself (no job, no polling); the ``apikey`` header (401 on a bad key); every
+filter - ``auditee_id``, ``event_type``, ``sub_type``, ``system_source`` in both array
+encodings, ``metadata[KEY]=value`` for the documented keys - parsed by
+:func:`compliance_exports.vendors.maxsight.query.parse_params`; ``range_start`` and
+``range_end`` inclusive at both ends, to the millisecond; ``range_start`` after
+``range_end`` is a 400; ``timezone`` (IANA) and ``locale`` shape the rendered times;
+``file_type`` csv (default) or pdf; a PDF of more than 5,000 events is a 400
+(``pdf_event_limit``, lower it for tests); ``X-RateLimit-Remaining`` and
+``X-RateLimit-Reset-Secs`` on every export answer. There is no count endpoint (DOC
+gap): the simulator states counts only under ``/_sim`` (``GET /_sim/count`` takes the
+export's query parameters, ``GET /_sim/facts`` describes the event store).
+
+Our CHOICES: error bodies are ``{"errors": [{"code", "message", "source"}]}`` with
+``source`` naming the offending parameter (``API`` otherwise); over the rate limit the
+answer is 429 with ``Retry-After``; events come in ascending time order; CSV is UTF-8
+with CRLF line ends (``text/csv``); the ``timestamp`` column is ISO-8601 with
+milliseconds and the offset of ``timezone`` (UTC when absent) for English locales
+(``en``, ``en-GB``...), ``15.10.2026 15:05:07,123 +02:00`` for ``de``,
+``15/10/2026 15:05:07,123 +02:00`` for ``fr``; any other language renders as English;
+the ``description`` embeds the same instant in the locale's human form.
+
+The event store (:class:`EventStore`) is a sorted ``array('q')`` of epoch milliseconds
+(8 bytes an event), built without sorting from seeded exponential spacings; every other
+attribute of event ``i`` is derived from ``(seed, i)`` when needed. Its shape over time
+is set by :class:`MaxsightSettings`: ``events`` spread uniformly over
+``[store_start, store_end]``, plus ``burst_events`` inside ``burst_seconds`` from
+``burst_start`` (bursty), plus ``instant_events`` all stamped ``instant_at`` (one
+instant over the PDF limit).
+
+Faults: ``rate_limit`` (429, Retry-After in either form), ``server_error``,
+``drop_connection`` and ``truncate`` (the export body cut after ``after_bytes``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import heapq
+import itertools
+import math
+import random
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from compliance_exports.core.errors import ExportValidationError
+from compliance_exports.vendors.maxsight.query import (
+    METADATA_KEYS,
+    PDF_EVENT_LIMIT,
+    AuditExportQuery,
+    format_api_timestamp,
+    parse_api_timestamp,
+    parse_params,
+)
+from include.simulators import RunningSimulator
+from include.simulators.base import Fault, FaultInjector, SimState, SimulatorServer, install_common
+from include.simulators.data import Column, Dataset, Row, RowRandom, csv_chunks, download_response
+from include.simulators.pdf import write_table_pdf
+from include.simulators.sailpoint import (
+    SPOOL_BYTES,
+    SimulatedResponse,
+    sized_for_cuts,
+    spool_file,
+)
+
+EXPORT_PATH = "/v5/audit-sentinel/events/export"
+COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "timestamp",
+    "auditee_id",
+    "auditee_name",
+    "auditee_type",
+    "event_type",
+    "sub_type",
+    "system_source",
+    "description",
+    "entity_id",
+    "assessment_id",
+    "task_id",
+    "workflow_instance_id",
+)
+"""CHOICE (VENDOR_APIS.md): the columns of the CSV and of the PDF table."""
+PDF_WEIGHTS = (4.0, 2.6, 1.1, 1.8, 0.9, 1.1, 1.2, 1.3, 4.0, 0.9, 0.9, 0.9, 1.0)  # ids whole
+
+
+@dataclass
+class MaxsightSettings:
+    """Runtime behaviour; every field can be patched at ``/_sim/config``."""
+
+    api_key: str = "maxsight-sim-key"
+    events: int = 2_000  # spread uniformly over [store_start, store_end]
+    store_start: str = "2026-10-01T00:00:00.000Z"
+    store_end: str = "2026-10-31T23:59:59.999Z"
+    burst_events: int = 0  # bursty: this many more inside burst_seconds from burst_start
+    burst_start: str = "2026-10-15T13:00:00.000Z"
+    burst_seconds: float = 3_600.0
+    instant_events: int = 0  # this many more, all stamped instant_at
+    instant_at: str = "2026-10-20T08:30:00.250Z"
+    auditees: int = 40
+    pdf_event_limit: int = PDF_EVENT_LIMIT
+    rate_limit: int = 600  # requests per key per window
+    rate_window: float = 60.0  # seconds
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        for name in ("events", "burst_events", "instant_events"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.auditees < 1 or self.pdf_event_limit < 1 or self.rate_limit < 1:
+            raise ValueError("auditees, pdf_event_limit and rate_limit must be >= 1")
+        if self.burst_seconds <= 0 or self.rate_window <= 0:
+            raise ValueError("burst_seconds and rate_window must be positive")
+        if _ms(self.store_end) < _ms(self.store_start):
+            raise ValueError("store_end is before store_start")
+
+    def store_shape(self) -> tuple[Any, ...]:
+        """What the event store is built from (a changed shape rebuilds the store)."""
+        return (
+            self.events,
+            self.store_start,
+            self.store_end,
+            self.burst_events,
+            self.burst_start,
+            self.burst_seconds,
+            self.instant_events,
+            self.instant_at,
+            self.auditees,
+        )
+
+
+def _ms(text: str) -> int:
+    """Epoch milliseconds of an ISO-8601 timestamp (UTC when it has no offset)."""
+    moment = parse_api_timestamp(text)
+    return _epoch_ms(moment)
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _from_ms(ms: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+
+
+# --------------------------------------------------------------------------- event store
+
+
+def spread(seed: str, count: int, first: int, last: int) -> Iterator[int]:
+    """``count`` sorted instants uniform on ``[first, last]`` ms, without sorting.
+
+    The gaps between uniform order statistics are exponential: the first pass sums
+    ``count + 1`` seeded exponential gaps, the second replays them cumulatively.
+    """
+    if count == 0:
+        return
+    total = sum(_gaps(seed, count + 1))
+    width = last - first
+    running = 0.0
+    for gap in _gaps(seed, count):
+        running += gap
+        yield first + min(width, int(width * running / total))
+
+
+def _gaps(seed: str, count: int) -> Iterator[float]:
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield rng.expovariate(1.0)
+
+
+EVENT_KINDS: Mapping[str, tuple[str, ...]] = {
+    "assessment": ("created", "updated", "approved", "rejected"),
+    "task": ("created", "assigned", "completed", "reopened"),
+    "workflow": ("started", "step_completed", "finished", "cancelled"),
+    "screening": ("match_found", "match_dismissed", "config_changed"),
+    "user": ("login", "logout", "role_changed", "api_key_created"),
+}
+SYSTEM_SOURCES = ("web_app", "api", "workflow_engine", "screening_service", "scheduler")
+AUDITEE_TYPES = ("user", "api_key", "system")
+TAGS = ("kyc", "aml", "pep", "sanctions", "onboarding", "periodic-review")
+WORKFLOW_STEPS = ("intake", "document_check", "review", "approval", "closure")
+
+
+def _auditee(r: RowRandom, index: int) -> Row:
+    first, last = r.person()
+    kind = AUDITEE_TYPES[0] if r.below(6) else r.choice(AUDITEE_TYPES[1:])
+    name = r.full_name(first, last) if kind == "user" else f"{kind}-{r.digits(4)}"
+    return {
+        "auditee_id": r.digits(8, leading_zeros=0.5),
+        "auditee_name": name,
+        "auditee_type": kind,
+    }
+
+
+AUDITEES = Dataset(
+    "maxsight.auditees",
+    (Column("auditee_id"), Column("auditee_name"), Column("auditee_type", "enum")),
+    _auditee,
+)
+
+
+def _pool_id(r: RowRandom, prefix: str, size: int, blank: float) -> str | None:
+    return r.maybe(f"{prefix}{r.below(size):06d}", blank=blank)
+
+
+def _event_attributes(r: RowRandom, index: int) -> Row:
+    event_type = r.choice(tuple(EVENT_KINDS))
+    return {
+        "event_id": r.uuid(),
+        "auditee_index": r.below(1 << 30),
+        "event_type": event_type,
+        "sub_type": r.choice(EVENT_KINDS[event_type]),
+        "system_source": r.choice(SYSTEM_SOURCES),
+        "entity_id": _pool_id(r, "", 300, 0.1),
+        "assessment_id": _pool_id(r, "as-", 120, 0.4),
+        "task_id": _pool_id(r, "tk-", 200, 0.5),
+        "workflow_instance_id": _pool_id(r, "wf-", 80, 0.5),
+        "screening_application_id": _pool_id(r, "sa-", 50, 0.6),
+        "screening_config_id": _pool_id(r, "sc-", 10, 0.6),
+        "match_id": _pool_id(r, "mt-", 400, 0.8),
+        "inquiry_id": _pool_id(r, "iq-", 150, 0.7),
+        "tag": r.maybe(r.choice(TAGS), blank=0.3),
+        "cache_id": _pool_id(r, "ch-", 30, 0.8),
+        "workflow_step": r.maybe(r.choice(WORKFLOW_STEPS), blank=0.4),
+        "detail": r.choice(("", " (via SSO)", ', note: "escalated"', " \u2014 r\u00e9vision")),
+    }
+
+
+EVENTS = Dataset(
+    "maxsight.events",
+    tuple(Column(c) for c in ("event_id", "event_type", "sub_type", *METADATA_KEYS)),
+    _event_attributes,
+)
+
+
+class EventStore:
+    """Every audit event of the tenant, addressable by index in time order."""
+
+    def __init__(self, settings: MaxsightSettings, seed: int) -> None:
+        self.seed = seed
+        self.shape = settings.store_shape()
+        self.auditee_count = settings.auditees
+        self.stamps = array("q")
+        self.stamps.extend(heapq.merge(*self._segments(settings)))
+        self._event_key = EVENTS.key(seed)
+        self._auditee_key = AUDITEES.key(seed)
+
+    def _segments(self, s: MaxsightSettings) -> list[Iterator[int]]:
+        burst_first = _ms(s.burst_start)
+        burst_last = burst_first + max(0, math.ceil(s.burst_seconds * 1000) - 1)
+        return [
+            spread(f"{self.seed}/uniform", s.events, _ms(s.store_start), _ms(s.store_end)),
+            spread(f"{self.seed}/burst", s.burst_events, burst_first, burst_last),
+            itertools.repeat(_ms(s.instant_at), s.instant_events),
+        ]
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def span(self, query: AuditExportQuery) -> range:
+        """The indices inside the query's time range (both ends inclusive, to the ms)."""
+        low, high = 0, len(self.stamps)
+        if query.range_start is not None:
+            low = bisect.bisect_left(self.stamps, _epoch_ms(query.range_start))
+        if query.range_end is not None:
+            high = bisect.bisect_right(self.stamps, _epoch_ms(query.range_end))
+        return range(low, max(low, high))
+
+    def event(self, index: int) -> Row:
+        """Event ``index``: its attributes from ``(seed, index)``, its instant from the store."""
+        row = EVENTS.row_at(self._event_key, index)
+        auditee = AUDITEES.row_at(self._auditee_key, row.pop("auditee_index") % self.auditee_count)
+        row.update(auditee)
+        row["timestamp"] = _from_ms(self.stamps[index])
+        return row
+
+    def select(self, query: AuditExportQuery) -> Iterator[Row]:
+        """The events the query selects, in time order."""
+        attributes = _without_range(query)
+        filtered = _has_filters(query)
+        for index in self.span(query):
+            event = self.event(index)
+            if not filtered or attributes.matches(event):
+                yield event
+
+    def count(self, query: AuditExportQuery) -> int:
+        if not _has_filters(query):
+            return len(self.span(query))
+        return sum(1 for _ in self.select(query))
+
+    def describe(self) -> dict[str, Any]:
+        first = format_api_timestamp(_from_ms(self.stamps[0])) if self.stamps else None
+        last = format_api_timestamp(_from_ms(self.stamps[-1])) if self.stamps else None
+        return {"total": len(self.stamps), "first": first, "last": last}
+
+
+def _has_filters(query: AuditExportQuery) -> bool:
+    arrays = (query.auditee_id, query.event_type, query.sub_type, query.system_source)
+    return any(arrays) or bool(query.metadata)
+
+
+def _without_range(query: AuditExportQuery) -> AuditExportQuery:
+    return dataclasses.replace(query, range_start=None, range_end=None)
+
+
+# --------------------------------------------------------------------------- rendering
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_PHRASES = {
+    "en": "{who} {what} on {when}",
+    "de": "{who}: {what} am {when}",
+    "fr": "{who} : {what} le {when}",
+}
+
+
+def language(locale: str) -> str:
+    """The rendering language of a locale: de, fr, or en for everything else."""
+    lang = locale.replace("_", "-").split("-")[0].lower()
+    return lang if lang in _PHRASES else "en"
+
+
+def _offset(moment: dt.datetime) -> str:
+    return moment.isoformat()[-6:]
+
+
+def render_timestamp(moment: dt.datetime, lang: str) -> str:
+    """The ``timestamp`` column: ISO-8601 with offset for en, day-first for de and fr."""
+    millis = f"{moment.microsecond // 1000:03d}"
+    clock = f"{moment:%H:%M:%S}"
+    if lang == "de":
+        return f"{moment:%d.%m.%Y} {clock},{millis} {_offset(moment)}"
+    if lang == "fr":
+        return f"{moment:%d/%m/%Y} {clock},{millis} {_offset(moment)}"
+    return moment.isoformat(timespec="milliseconds")
+
+
+def render_human(moment: dt.datetime, lang: str) -> str:
+    """The instant as the description shows it."""
+    if lang == "de":
+        return f"{moment:%d.%m.%Y, %H:%M:%S} ({_offset(moment)})"
+    if lang == "fr":
+        return f"{moment:%d/%m/%Y %H:%M:%S} ({_offset(moment)})"
+    hour = moment.hour % 12 or 12
+    noon = "AM" if moment.hour < 12 else "PM"
+    month = _MONTHS[moment.month - 1]
+    return f"{month} {moment.day}, {moment.year}, {hour}:{moment:%M:%S} {noon} ({_offset(moment)})"
+
+
+class EventRenderer:
+    """Turns store events into export rows for one query's locale and time zone."""
+
+    def __init__(self, query: AuditExportQuery) -> None:
+        self.zone = ZoneInfo(query.timezone) if query.timezone else dt.UTC
+        self.lang = language(query.locale)
+
+    def row(self, event: Row) -> list[str]:
+        moment = event["timestamp"].astimezone(self.zone)
+        what = f"{event['event_type']} {event['sub_type'].replace('_', ' ')}{event['detail']}"
+        description = _PHRASES[self.lang].format(
+            who=event["auditee_name"], what=what, when=render_human(moment, self.lang)
+        )
+        values = {**event, "timestamp": render_timestamp(moment, self.lang)}
+        values["description"] = description
+        return ["" if values.get(c) is None else str(values[c]) for c in COLUMNS]
+
+    def rows(self, events: Iterator[Row]) -> Iterator[list[str]]:
+        return (self.row(event) for event in events)
+
+    def named_rows(self, events: Iterator[Row]) -> Iterator[dict[str, str]]:
+        return (dict(zip(COLUMNS, self.row(event), strict=True)) for event in events)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    source: str = "API",
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """CHOICE: ``{"errors": [{"code", "message", "source"}]}``."""
+    body = {"errors": [{"code": code, "message": message, "source": source}]}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def validation_error(exc: ExportValidationError) -> JSONResponse:
+    source = exc.field.split("[")[0] if not exc.field.startswith("metadata[") else exc.field
+    return error_response(400, "invalid_parameter", str(exc), source)
+
+
+class RateLimit:
+    """A fixed window of ``rate_limit`` requests per API key."""
+
+    def __init__(self, settings: MaxsightSettings) -> None:
+        self.settings = settings
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> tuple[int, int]:
+        """Count one request; return (remaining, seconds until the window resets)."""
+        now = time.time()
+        window = self.settings.rate_window
+        with self._lock:
+            start, used = self._windows.get(key, (now, 0))
+            if now - start >= window:
+                start, used = now, 0
+            used += 1
+            self._windows[key] = (start, used)
+        reset = max(1, math.ceil(start + window - now))
+        return self.settings.rate_limit - used, reset
+
+
+# --------------------------------------------------------------------------- the app
+
+
+@dataclass
+class ExportRecord:
+    """What ``/_sim/facts`` says about one export request."""
+
+    query: str
+    file_type: str
+    status: str = "started"  # "sent" once the whole body went out (a cut body stays started)
+    rows: int = 0  # rows written so far
+    matching: int | None = None  # events the query selects (known up front for PDFs)
+
+
+class MaxsightApi:
+    def __init__(self, state: SimState, settings: MaxsightSettings) -> None:
+        self.state = state
+        self.settings = settings
+        self.rate = RateLimit(settings)
+        self.exports: list[ExportRecord] = []
+        self._store: EventStore | None = None
+        self._store_lock = threading.Lock()
+
+    def store(self) -> EventStore:
+        """The event store, rebuilt when its shape settings were patched."""
+        with self._store_lock:
+            if self._store is None or self._store.shape != self.settings.store_shape():
+                self.settings.check()
+                self._store = EventStore(self.settings, self.state.seed)
+            return self._store
+
+    def facts(self) -> dict[str, Any]:
+        store = self.store()
+        return {
+            "events": {**store.describe(), "settings": asdict(self.settings)},
+            "exports": {f"export-{i:06d}": asdict(e) for i, e in enumerate(self.exports, 1)},
+        }
+
+    def guard(self, request: Request) -> dict[str, str]:
+        """Check the key, count the request, inject faults; return the rate headers."""
+        key = request.headers.get("apikey")
+        if key != self.settings.api_key:
+            raise SimulatedResponse(
+                error_response(401, "unauthorized", "Missing or invalid API key.", "apikey")
+            )
+        remaining, reset = self.rate.take(key)
+        headers = {
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset-Secs": str(reset),
+        }
+        path = request.url.path
+        if fault := self.state.faults.take("rate_limit", path):
+            headers = {
+                **headers,
+                "X-RateLimit-Remaining": "0",
+                "Retry-After": fault.retry_after_header(),
+            }
+            raise SimulatedResponse(self._rate_limited(headers))
+        if remaining < 0:
+            raise SimulatedResponse(self._rate_limited({**headers, "Retry-After": str(reset)}))
+        if fault := self.state.faults.take("server_error", path):
+            message = f"Internal server error (simulated, HTTP {fault.status})."
+            raise SimulatedResponse(error_response(fault.status, "server_error", message))
+        return headers
+
+    @staticmethod
+    def _rate_limited(headers: dict[str, str]) -> JSONResponse:
+        return error_response(429, "rate_limited", "Too many requests.", "API", headers)
+
+    def parse(self, request: Request) -> AuditExportQuery:
+        try:
+            return parse_params(request.query_params.multi_items())
+        except ExportValidationError as exc:
+            raise SimulatedResponse(validation_error(exc)) from None
+
+    async def export(self, request: Request) -> Response:
+        headers = self.guard(request)
+        query = self.parse(request)
+        store = await run_in_threadpool(self.store)
+        record = ExportRecord(query=request.url.query, file_type=query.file_type)
+        if query.is_pdf:
+            record.matching = await run_in_threadpool(store.count, query)
+            if record.matching > self.settings.pdf_event_limit:
+                limit = self.settings.pdf_event_limit
+                message = (
+                    f"The export selects {record.matching} events; a PDF holds at most "
+                    f"{limit}. Use file_type=csv or narrow the filters."
+                )
+                return error_response(400, "pdf_event_limit", message, "file_type", headers)
+        self.exports.append(record)
+        return await self._file(request, store, query, record, headers)
+
+    async def _file(
+        self,
+        request: Request,
+        store: EventStore,
+        query: AuditExportQuery,
+        record: ExportRecord,
+        headers: dict[str, str],
+    ) -> Response:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"audit-events-{stamp}.{query.file_type}"
+        headers = {**headers, "Content-Disposition": f'attachment; filename="{name}"'}
+        size: int | None = None
+        if query.is_pdf:
+            chunks, size = await run_in_threadpool(self._pdf, store, query, record)
+            media_type = "application/pdf"
+        else:
+            chunks, media_type = self._csv(store, query, record), "text/csv; charset=utf-8"
+        chunks, size = await sized_for_cuts(self.state.faults, request.url.path, chunks, size)
+
+        def sent() -> None:
+            record.status = "sent"
+
+        return download_response(
+            self.state,
+            request.url.path,
+            chunks=chunks,
+            size=size,
+            media_type=media_type,
+            headers=headers,
+            on_complete=sent,
+        )
+
+    @staticmethod
+    def _csv(store: EventStore, query: AuditExportQuery, record: ExportRecord) -> Iterator[bytes]:
+        def count() -> None:
+            record.rows += 1
+
+        rows = EventRenderer(query).named_rows(store.select(query))
+        return csv_chunks(COLUMNS, rows, on_row=count)
+
+    @staticmethod
+    def _pdf(
+        store: EventStore, query: AuditExportQuery, record: ExportRecord
+    ) -> tuple[Iterator[bytes], int]:
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - streamed
+        record.rows = write_table_pdf(
+            spool,
+            title=f"Audit events \u2014 {request_summary(query)}",
+            columns=COLUMNS,
+            rows=EventRenderer(query).rows(store.select(query)),
+            total=record.matching or 0,
+            weights=PDF_WEIGHTS,
+        )
+        size = spool.tell()
+        spool.seek(0)
+        return spool_file(spool), size
+
+    def count(self, request: Request) -> Response:
+        """``/_sim/count``: how many events the export with these parameters selects."""
+        query = self.parse(request)
+        return JSONResponse({"count": self.store().count(query)})
+
+
+def request_summary(query: AuditExportQuery) -> str:
+    start = format_api_timestamp(query.range_start) if query.range_start else "beginning"
+    end = format_api_timestamp(query.range_end) if query.range_end else "now"
+    return f"{start} to {end}"
+
+
+def build_app(
+    settings: MaxsightSettings | None = None, *, seed: int = 0, faults: list[Fault] | None = None
+) -> FastAPI:
+    """The Maxsight simulator app (the export endpoint and ``/_sim``)."""
+    settings = settings or MaxsightSettings()
+    state = SimState(vendor="maxsight", seed=seed, faults=FaultInjector(seed, faults))
+    state.settings = settings
+    api = MaxsightApi(state, settings)
+    app = FastAPI(title="Maxsight audit events export (simulator)")
+    app.state.api = api
+
+    @app.exception_handler(SimulatedResponse)
+    async def _answer(request: Request, exc: SimulatedResponse) -> Response:
+        return exc.response
+
+    @app.middleware("http")
+    async def _fresh_facts(request: Request, call_next: Any) -> Response:
+        if request.url.path == "/_sim/facts":
+            state.facts.update(await run_in_threadpool(api.facts))
+        response: Response = await call_next(request)
+        return response
+
+    app.add_api_route(EXPORT_PATH, api.export, methods=["GET"])
+    app.add_api_route("/_sim/count", api.count, methods=["GET"], tags=["simulator admin"])
+    install_common(app, state)
+    return app
+
+
+def start(
+    *, host: str = "127.0.0.1", port: int = 0, seed: int = 0, **settings: Any
+) -> RunningSimulator:
+    """Start the simulator on ``host:port`` (0: a free port) and describe its connection."""
+    faults = [Fault(**f) if isinstance(f, dict) else f for f in settings.pop("faults", [])]
+    config = MaxsightSettings(**settings)
+    server = SimulatorServer(build_app(config, seed=seed, faults=faults), host, port).start()
+    return RunningSimulator(
+        vendor="maxsight",
+        base_url=server.base_url,
+        credentials={"login": "", "password": config.api_key},
+        extra={},
+        servers=[server],
+    )
