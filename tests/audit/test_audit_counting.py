@@ -135,7 +135,9 @@ class TestReadCountingCsv:
 
 
 def test_counting_query_asks_the_same_export_as_csv_in_utc() -> None:
-    base = AuditExportQuery(event_type=("login",), file_type="pdf", timezone="Europe/Paris")
+    base = AuditExportQuery(
+        event_type=("login",), file_type="pdf", locale="de-DE", timezone="Europe/Paris"
+    )
     query = counting_query(
         base, DAY_MS, dt.datetime(2026, 11, 21, 23, 59, 59, 999999, tzinfo=dt.UTC)
     )

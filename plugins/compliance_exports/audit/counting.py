@@ -9,7 +9,8 @@ Our CHOICES: column names match after trimming and lower-casing; ``timestamp`` i
 required, the split columns (``event_type``, ``sub_type``, ``system_source``) are read
 when present; a blank value is recorded as missing (``None``); a timestamp is ISO-8601
 with a date and a time, an offset is honoured and a value without one is UTC (the
-planning request asks for ``timezone=UTC``); sub-millisecond digits are truncated.
+counting request, :func:`counting_query`, asks for ``timezone=UTC`` and ``locale=en``);
+sub-millisecond digits are truncated.
 """
 
 from __future__ import annotations
@@ -94,12 +95,17 @@ class CountedEvents:
 def counting_query(
     base: AuditExportQuery, range_start: Moment, range_end: Moment
 ) -> AuditExportQuery:
-    """The CSV request that counts what ``base`` would put in PDFs over the range, in UTC."""
+    """The CSV request that counts what ``base`` would put in PDFs over the range.
+
+    Same filters; ``timezone=UTC`` and ``locale=en`` so timestamps come as ISO-8601 (a
+    ``de`` or ``fr`` locale renders them day-first, which the reader does not guess at).
+    """
     return replace(
         base,
         range_start=from_epoch_ms(to_epoch_ms(range_start, name="range_start")),
         range_end=from_epoch_ms(to_epoch_ms(range_end, name="range_end")),
         file_type="csv",
+        locale="en",
         timezone="UTC",
     )
 
