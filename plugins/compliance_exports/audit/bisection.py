@@ -8,7 +8,7 @@ values of one of its filters; without filter values it cannot be split.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -66,20 +66,13 @@ def bisect_window(window: Window) -> tuple[Window, Window]:
         )
     for dimension, values in window.filters.items():
         if len(values) >= 2:
-            half = (len(values) + 1) // 2
-            return (
-                replace(
-                    window,
-                    filters={**window.filters, dimension: values[:half]},
-                    expected_events=None,
-                ),
-                replace(
-                    window,
-                    filters={**window.filters, dimension: values[half:]},
-                    expected_events=None,
-                ),
-            )
+            first, second = values[: (len(values) + 1) // 2], values[(len(values) + 1) // 2 :]
+            return _narrowed(window, dimension, first), _narrowed(window, dimension, second)
     raise WindowNotSplittableError(window)
+
+
+def _narrowed(window: Window, dimension: str, values: Sequence[str]) -> Window:
+    return replace(window, filters={**window.filters, dimension: values}, expected_events=None)
 
 
 def fetch_with_bisection(
