@@ -49,6 +49,7 @@ def test_every_window_selects_what_the_count_put_in_it(
     assert len(counted) == store.count(query)
     windows = plan_pdf_windows(counted, DAY, DAY_END, limit=LIMIT)
     for window in windows:
+        assert window.expected_events is not None
         assert store.count(window.pdf_query(base)) == window.expected_events <= LIMIT
     assert sum(window.expected_events or 0 for window in windows) == len(counted)
     if base == AuditExportQuery():
