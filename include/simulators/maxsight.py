@@ -259,6 +259,7 @@ class EventStore:
         self.stamps.extend(heapq.merge(*self._segments(settings)))
         self._event_key = EVENTS.key(seed)
         self._auditee_key = AUDITEES.key(seed)
+        self._auditees: dict[int, Row] = {}  # at most ``auditees`` small rows
 
     def _segments(self, s: MaxsightSettings) -> list[Iterator[int]]:
         burst_first = _ms(s.burst_start)
@@ -284,10 +285,15 @@ class EventStore:
     def event(self, index: int) -> Row:
         """Event ``index``: its attributes from ``(seed, index)``, its instant from the store."""
         row = EVENTS.row_at(self._event_key, index)
-        auditee = AUDITEES.row_at(self._auditee_key, row.pop("auditee_index") % self.auditee_count)
-        row.update(auditee)
+        row.update(self._auditee(row.pop("auditee_index") % self.auditee_count))
         row["timestamp"] = _from_ms(self.stamps[index])
         return row
+
+    def _auditee(self, number: int) -> Row:
+        auditee = self._auditees.get(number)
+        if auditee is None:
+            auditee = self._auditees[number] = AUDITEES.row_at(self._auditee_key, number)
+        return auditee
 
     def select(self, query: AuditExportQuery) -> Iterator[Row]:
         """The events the query selects, in time order."""

@@ -29,9 +29,10 @@ is 401 ``{"error": "JWT validation failed: JWT is invalid"}``; report types list
 ``forbidden_report_types`` are refused with 403. Column names are unpublished: ours are
 in :data:`REPORT_COLUMNS` (IDENTITIES_DETAILS as VENDOR_APIS.md chose them); a
 SEARCH_EXPORT has its ``columns`` argument (or its index's default columns). A task ended
-ERROR or TERMINATED has no file (404). Job timing: ``latency`` (and per report
-``latency_by_report``) is seconds from launch to completion, a number or a ``[low, high]``
-range drawn from the seeded random; ``rows`` / ``rows_by_report`` size the reports.
+ERROR or TERMINATED has no file (404). Job timing: ``latency`` is seconds from launch to
+completion (with ``latency_max``: drawn from that range by the seeded random), and
+``latency_by_report`` overrides it per report type with a number or a ``[low, high]``;
+``rows`` / ``rows_by_report`` size the reports.
 
 Faults (``base.FaultInjector``): ``rate_limit`` (429, Retry-After in seconds or HTTP-date
 form), ``server_error`` (``status``, ErrorResponseDto), ``job_failure`` (the next run
@@ -97,8 +98,6 @@ from include.simulators.data import (
 )
 from include.simulators.pdf import write_table_pdf
 
-Latency = float | list[float]  # seconds: fixed, or [low, high] drawn from the seeded random
-
 EXPIRED_TOKEN = {"error": "JWT validation failed: JWT is expired"}
 INVALID_TOKEN = {"error": "JWT validation failed: JWT is invalid"}
 RATE_LIMITED = {"message": " Rate Limit Exceeded "}
@@ -119,11 +118,13 @@ class SailPointSettings:
     rate_window: float = 10.0  # seconds
     rows: int = 200  # rows per report (per index CSV for SEARCH_EXPORT)
     rows_by_report: dict[str, int] = field(default_factory=dict)
-    latency: Latency = 0.3  # seconds from launch to completion
-    latency_by_report: dict[str, Latency] = field(default_factory=dict)
+    latency: float = 0.3  # seconds from launch to completion
+    latency_max: float | None = None  # set: latency drawn (seeded) from [latency, latency_max]
+    # report type -> seconds, or [low, high] drawn from the seeded random
+    latency_by_report: dict[str, float | list[float]] = field(default_factory=dict)
     task_type: str = "QUARTZ"
     healthy_completion: Literal["SUCCESS", "WARNING"] = "SUCCESS"
-    file_before_done_status: Literal[400, 404] = 400
+    file_before_done_status: int = 400  # 400 or 404
     running_result_status: Literal["absent", "null"] = "absent"
     forbidden_report_types: list[str] = field(default_factory=list)
 
@@ -139,10 +140,15 @@ class SailPointSettings:
         return int(self.rows_by_report.get(report, self.rows))
 
     def latency_for(self, report: str, rng: random.Random) -> float:
-        spec = self.latency_by_report.get(report, self.latency)
+        """Seconds the next task of ``report`` runs (drawn from ``rng`` for a range)."""
+        spec = self.latency_by_report.get(report)
+        if spec is None:
+            spec = self.latency if self.latency_max is None else [self.latency, self.latency_max]
         if isinstance(spec, int | float):
             return float(spec)
         low, high = (float(x) for x in spec)
+        if not 0 <= low <= high:
+            raise ValueError(f"latency range {spec!r} of {report} is not [low, high]")
         return rng.uniform(low, high)
 
 

@@ -428,7 +428,9 @@ class TestReports:
         assert len(read_csv(tenant.file(task_id, fileFormat="csv").content)) == 4
 
     def test_latency_per_report_and_ranges(self, own_tenant: Any) -> None:
-        tenant = own_tenant(latency=[0.1, 0.2], latency_by_report={"IDENTITIES": 0.3})
+        tenant = own_tenant(
+            latency=0.1, latency_max=0.2, latency_by_report={"IDENTITIES": [0.3, 0.4]}
+        )
         ranged = tenant.started(IDENTITIES_DETAILS)
         fixed = tenant.started({"reportType": "IDENTITIES", "arguments": {}})
 
