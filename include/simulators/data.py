@@ -352,7 +352,7 @@ class Column:
 RowBuilder = Callable[[RowRandom, int], Row]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: it keys the body cache on every row
 class Dataset:
     """A named table whose row ``i`` is built from its own :class:`RowRandom`.
 
@@ -371,9 +371,13 @@ class Dataset:
     per_row: RowBuilder | None = None
     cycle: int = 0
 
-    @property
+    @functools.cached_property
     def header(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
+
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        return {name: position for position, name in enumerate(self.header)}
 
     def kinds(self) -> dict[str, ColumnKind]:
         return {column.name: column.kind for column in self.columns}
@@ -391,9 +395,15 @@ class Dataset:
         """Row ``index`` of the table whose stream key is ``key`` (see :meth:`key`)."""
         if not self.cycle:
             return self.build(RowRandom(key, index), index)
-        row = dict(_cached_body(self.build, key, index % self.cycle))
+        body, body_cells = _cached_body(self, key, index % self.cycle)
+        row = DatasetRow(body)
+        cells = list(body_cells)
         if self.per_row is not None:
-            row.update(self.per_row(RowRandom(key ^ _PER_ROW_SALT, index), index))
+            unique = self.per_row(RowRandom(key ^ _PER_ROW_SALT, index), index)
+            row.update(unique)
+            for name, value in unique.items():
+                cells[self.positions[name]] = render_value(value)
+        row.header, row.cells = self.header, cells
         return row
 
     def rows(self, seed: int, count: int, *, start: int = 0, variant: str = "") -> Iterator[Row]:
@@ -405,9 +415,22 @@ class Dataset:
             yield self.row_at(key, index)
 
 
+class DatasetRow(dict[str, Any]):
+    """A row of a cycled dataset that also carries its cells already rendered as text.
+
+    :func:`csv_chunks` writes ``cells`` directly when its header is ``header``; treat
+    the row as a value (a changed key would not change ``cells``).
+    """
+
+    __slots__ = ("cells", "header")
+    cells: list[str]
+    header: tuple[str, ...]
+
+
 @functools.lru_cache(maxsize=BODY_CACHE_ROWS)
-def _cached_body(build: RowBuilder, key: int, index: int) -> Row:
-    return build(RowRandom(key, index), index)
+def _cached_body(dataset: Dataset, key: int, index: int) -> tuple[Row, tuple[str, ...]]:
+    body = dataset.build(RowRandom(key, index), index)
+    return body, tuple(rendered(body, dataset.header))
 
 
 _DATASETS: dict[str, Dataset] = {}
@@ -734,6 +757,7 @@ def ordered_rows(
 # --------------------------------------------------------------------------- rendering
 
 
+@functools.lru_cache(maxsize=65_536)  # cycled datasets repeat their timestamps
 def format_timestamp(value: dt.datetime) -> str:
     """ISO-8601 UTC with ``Z``; milliseconds only when the instant has them."""
     if value.tzinfo is not dt.UTC:
@@ -755,9 +779,24 @@ def render_value(value: Any) -> str:
     return str(value)
 
 
+_FAST_TEXT: dict[Any, str] = {None: "", True: "true", False: "false"}
+
+
 def rendered(row: Mapping[str, Any], header: Sequence[str]) -> list[str]:
-    values = map(row.get, header)
-    return [value if type(value) is str else render_value(value) for value in values]
+    """The row's cells in ``header`` order, as text (the hot loop of every CSV export)."""
+    out: list[str] = []
+    value: Any
+    for value in map(row.get, header):
+        kind = type(value)
+        if kind is str:
+            out.append(value)
+        elif kind is dt.datetime:
+            out.append(format_timestamp(value))
+        elif value is None or kind is bool:
+            out.append(_FAST_TEXT[value])
+        else:
+            out.append(render_value(value))
+    return out
 
 
 def csv_chunks(
@@ -776,9 +815,13 @@ def csv_chunks(
     writer = csv.writer(buffer)
     if bom:
         buffer.write("\ufeff")
+    header = tuple(header)
     writer.writerow(header)
     for row in rows:
-        writer.writerow(rendered(row, header))
+        if type(row) is DatasetRow and (row.header is header or row.header == header):
+            writer.writerow(row.cells)
+        else:
+            writer.writerow(rendered(row, header))
         if on_row is not None:
             on_row()
         if buffer.tell() >= chunk_bytes:
