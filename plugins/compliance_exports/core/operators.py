@@ -83,6 +83,8 @@ class ExportSubmitOperator(BaseOperator):
             job_id = self.hook.submit_export(request)
             if store is not None:
                 store.set(self.job_key, {"job_id": job_id, "request_sha256": fingerprint})
+        if (ti := context.get("ti")) is not None:  # lets DAGs wire ``submit.output["job_id"]``
+            ti.xcom_push(key="job_id", value=job_id)
         return {"job_id": job_id, "vendor": self.hook.vendor, "request": redact_request(request)}
 
     def reusable_job(self, store: Any, fingerprint: str) -> str | None:
