@@ -43,7 +43,9 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
-SECRET_HEADERS = frozenset({"authorization", "apikey", "x-api-key", "cookie", "proxy-authorization"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "apikey", "x-api-key", "cookie", "proxy-authorization"}
+)
 SECRET_FIELDS = re.compile(r"(client_secret|password|access_token|apikey)=[^&\s]+")
 ADMIN_PREFIX = "/_sim"
 
@@ -90,7 +92,7 @@ class FaultInjector:
             self.faults.clear()
 
     def take(self, kind: str, path: str = "") -> Fault | None:
-        """Return (and consume one firing of) the first armed fault of ``kind`` matching ``path``."""
+        """Return (and consume one firing of) the first armed ``kind`` fault matching ``path``."""
         with self._lock:
             for fault in self.faults:
                 if fault.kind != kind or fault.count == 0:
@@ -176,7 +178,8 @@ def install_common(app: FastAPI, state: SimState) -> None:
     @app.middleware("http")
     async def _log_requests(request: Request, call_next: Callable[..., Any]) -> Response:
         if request.url.path.startswith(ADMIN_PREFIX):
-            return await call_next(request)  # type: ignore[no-any-return]
+            admin_response: Response = await call_next(request)
+            return admin_response
         body: str | None = None
         if request.method in {"POST", "PUT", "PATCH"}:
             raw = await request.body()
