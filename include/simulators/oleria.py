@@ -103,6 +103,7 @@ class Download:
     size: int | None = None
     url: str | None = None
     downloads: int = 0
+    latency: float = 0.0
     task: asyncio.Task[None] | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -112,6 +113,7 @@ class Download:
             "context": self.context,
             "bytes": self.size,
             "downloads": self.downloads,
+            "latency": self.latency,
         }
 
 
@@ -212,7 +214,7 @@ class OleriaService:
 
     async def run(self, download: Download, fault: str | None) -> None:
         """The export job: wait, build the file (or fail), then report completed."""
-        await asyncio.sleep(self.latency())
+        await asyncio.sleep(download.latency)
         if fault == "never_finish":
             return
         if fault == "job_failure":
@@ -229,7 +231,14 @@ class OleriaService:
 
     def set_status(self, download: Download, status: str) -> None:
         download.status = status
-        self.state.facts["exports"][download.id] = download.facts()
+        self.publish(download)
+
+    def publish(self, download: Download) -> None:
+        """Update ``/_sim/facts`` (copy on write: readers never see a dict change size)."""
+        with self._lock:
+            exports = dict(self.state.facts["exports"])
+            exports[download.id] = download.facts()
+            self.state.facts["exports"] = exports
 
     # ----------------------------------------------------------------------- urls
 
@@ -381,6 +390,7 @@ def parse_download_request(service: OleriaService, body: Any) -> Download:
         filter_by=list(filter_by),
         sort_by=list(sort_by),
         created_at=dt.datetime.now(dt.UTC),
+        latency=service.latency(),
     )
     if service.settings.strict_fields:
         check_fields(service.dataset(download).header, filter_by, sort_by, download.context)
@@ -477,7 +487,7 @@ def build_download_app(service: OleriaService) -> FastAPI:
 def object_response(service: OleriaService, download: Download, path: str) -> StreamingResponse:
     def finished() -> None:
         download.downloads += 1
-        service.state.facts["exports"][download.id] = download.facts()
+        service.publish(download)
 
     filename = f"{download.context}-{download.id}.csv"
     return download_response(

@@ -140,6 +140,7 @@ class AccessReviewExport:
     size: int | None = None
     file: Path | None = None
     downloads: int = 0
+    latency: float = 0.0
     task: asyncio.Task[None] | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -150,6 +151,7 @@ class AccessReviewExport:
             "certification_id": self.request.certification_id,
             "bytes": self.size,
             "downloads": self.downloads,
+            "latency": self.latency,
         }
 
 
@@ -206,7 +208,14 @@ class VezaService:
     def set_status(self, export: AccessReviewExport, status: str) -> None:
         export.status = status
         export.updated_at = dt.datetime.now(dt.UTC)
-        self.state.facts["exports"][export.id] = export.facts()
+        self.publish(export)
+
+    def publish(self, export: AccessReviewExport) -> None:
+        """Update ``/_sim/facts`` (copy on write: readers never see a dict change size)."""
+        with self._lock:
+            exports = dict(self.state.facts["exports"])
+            exports[export.id] = export.facts()
+            self.state.facts["exports"] = exports
 
     def refresh(self, export: AccessReviewExport, path: str) -> None:
         """Turn a FINISHED export EXPIRED when its retention ran out (or the fault fires)."""
@@ -223,10 +232,9 @@ class VezaService:
 
     async def run(self, export: AccessReviewExport, fault: str | None) -> None:
         """The export job: CREATED, then PROCESSING, then the file (or a failure)."""
-        latency = self.latency()
-        await asyncio.sleep(latency / 4)
+        await asyncio.sleep(export.latency / 4)
         self.set_status(export, "PROCESSING")
-        await asyncio.sleep(latency * 3 / 4)
+        await asyncio.sleep(export.latency * 3 / 4)
         if fault == "never_finish" or export.status == "CANCELLED":
             return
         if fault == "job_failure":
@@ -516,7 +524,10 @@ async def create_response(service: VezaService, request: Request) -> Response:
         None,
     )
     export = AccessReviewExport(
-        id=service.new_id(), request=export_request, created_at=dt.datetime.now(dt.UTC)
+        id=service.new_id(),
+        request=export_request,
+        created_at=dt.datetime.now(dt.UTC),
+        latency=service.latency(),
     )
     service.exports[export.id] = export
     service.set_status(export, "CREATED")
@@ -535,7 +546,7 @@ def download_file(service: VezaService, export_id: str, path: str) -> Response:
 
     def finished() -> None:
         export.downloads += 1
-        service.state.facts["exports"][export.id] = export.facts()
+        service.publish(export)
 
     request = export.request
     extension = validation.FILE_EXTENSIONS[request.format]

@@ -545,3 +545,26 @@ def test_rendered_values_match_the_csv(api: OleriaApi) -> None:
     rows = parse_csv(api.download(api.export()["url"]).text)
     dataset = oleria_dataset(CONTEXT)
     assert rows[5] == {k: render_value(v) for k, v in dataset.row(1234, 5).items()}
+
+
+class TestLatency:
+    def test_random_latency_stays_in_its_range(self, api: OleriaApi) -> None:
+        api.configure(latency=0.05, latency_max=0.3)
+        ids = [api.create().json()["id"] for _ in range(4)]
+        latencies = [api.facts(download_id)["latency"] for download_id in ids]
+        assert all(0.05 <= latency <= 0.3 for latency in latencies)
+        assert len(set(latencies)) == 4
+        assert all(api.wait(download_id)["status"] == "completed" for download_id in ids)
+
+    def test_random_latencies_follow_the_seed(self) -> None:
+        def latencies(seed: int) -> list[float]:
+            sim = start_simulator("oleria", seed=seed, latency=0.05, latency_max=0.3)
+            try:
+                with httpx.Client(base_url=sim.base_url, timeout=30) as http:
+                    api = OleriaApi(sim, http)
+                    ids = [api.create().json()["id"] for _ in range(3)]
+                    return [api.facts(download_id)["latency"] for download_id in ids]
+            finally:
+                sim.stop()
+
+        assert latencies(5) == latencies(5) != latencies(6)

@@ -214,6 +214,16 @@ class TestLifecycle:
         assert facts["downloads"] == 1
 
 
+class TestLatency:
+    def test_random_latency_stays_in_its_range(self, api: VezaApi) -> None:
+        api.configure(latency=0.05, latency_max=0.3)
+        ids = [api.created_id() for _ in range(4)]
+        latencies = [api.facts(export_id)["latency"] for export_id in ids]
+        assert all(0.05 <= latency <= 0.3 for latency in latencies)
+        assert len(set(latencies)) == 4
+        assert all(api.wait(export_id)[-1] == "FINISHED" for export_id in ids)
+
+
 class TestChoices:
     def test_export_id_instead_of_id(self, api: VezaApi) -> None:
         api.configure(id_field="export_id")
