@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from include.simulators import __main__ as cli
+from include.simulators import start_simulator
 
 REPO = Path(__file__).resolve().parents[2]
 START_DEADLINE = 60.0
@@ -194,21 +195,19 @@ class TestOptions:
 
 
 @pytest.mark.integration
-def test_runs_serves_and_exits_cleanly_on_sigterm(run_cli: Any, tmp_path: Path) -> None:
+def test_runs_all_vendors_and_exits_cleanly_on_sigterm(run_cli: Any, tmp_path: Path) -> None:
     base = free_port_block(5)
     state_file = tmp_path / "simulators.json"
     sims = run_cli(
-        "--vendor", "oleria", "--vendor", "veza",
         "--port-base", str(base), "--seed", "7",
         "--set", "veza.rows=25", "--set", "oleria.latency=0.1",
         "--fault", "veza:rate_limit:count=1,retry_after=3",
         "--state-file", str(state_file),
     )  # fmt: skip
-    assert sims.urls == {
-        "oleria": f"http://127.0.0.1:{base}",
-        "veza": f"http://127.0.0.1:{base + 1}",
-    }
+    vendors = ("oleria", "veza", "sailpoint", "maxsight")
+    assert sims.urls == {v: f"http://127.0.0.1:{base + i}" for i, v in enumerate(vendors)}
     state = json.loads(state_file.read_text())
+    assert set(state) == set(vendors)
     assert state["veza"]["connection"] == sims.connections["veza"]
     assert state["oleria"]["origins"][1] == f"http://127.0.0.1:{base + 4}"
     assert sims.connections["oleria"]["extra"]["token_url"].startswith(sims.urls["oleria"])
@@ -230,7 +229,29 @@ def test_runs_serves_and_exits_cleanly_on_sigterm(run_cli: Any, tmp_path: Path) 
     assert sims.process.stdout is not None
     assert "simulators stopped" in sims.process.stdout.read()
     assert not state_file.exists()
-    assert all(port_is_free(base + i) for i in (0, 1, 4))
+    assert all(port_is_free(base + i) for i in range(5))
+
+
+def test_advertised_host_is_used_in_every_url() -> None:
+    sim = start_simulator("oleria", download_host="simulators", latency=0)
+    try:
+        args = cli.parser().parse_args(["--host", "127.0.0.1", "--advertise-host", "simulators"])
+        state = cli.describe({"oleria": sim}, args)["oleria"]
+        assert state["base_url"] == f"http://simulators:{sim.servers[0].port}"
+        assert state["connection"]["extra"]["token_url"].startswith("http://simulators:")
+        assert all(origin.startswith("http://simulators:") for origin in state["origins"])
+        with httpx.Client(base_url=sim.base_url, timeout=10) as http:
+            connection = {**sim.connection(), "host": sim.base_url}
+            connection["extra"] = dict(sim.extra)
+            url = completed_url(http, connection)
+        assert url.startswith(f"http://simulators:{sim.servers[1].port}/")
+    finally:
+        sim.stop()
+
+
+def test_wildcard_bind_advertises_loopback() -> None:
+    args = cli.parser().parse_args(["--host", "0.0.0.0"])
+    assert cli.advertise_host(args) == "127.0.0.1"
 
 
 # --------------------------------------------------------------------------- memory
