@@ -132,6 +132,8 @@ class VendorTransport:
         retry_after: RetryAfterReader = default_retry_after,
         logger: logging.Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        http_transport: httpx.BaseTransport | None = None,
+        async_http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -143,6 +145,8 @@ class VendorTransport:
         self.retry_after = retry_after
         self.log = logger or logging.getLogger(__name__)
         self._sleep = sleep
+        self._http_transport = http_transport  # injectable (tests, proxies); None = default
+        self._async_http_transport = async_http_transport
         self._client: httpx.Client | None = None
         self._bare: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
@@ -157,7 +161,10 @@ class VendorTransport:
         if self._is_foreign(path):
             if self._bare is None:  # no auth, no vendor headers: safe to follow redirects
                 self._bare = httpx.Client(
-                    timeout=self.timeout, verify=self.verify, follow_redirects=True
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    follow_redirects=True,
+                    transport=self._http_transport,
                 )
             return self._bare
         if self._client is None:
@@ -167,6 +174,7 @@ class VendorTransport:
                 timeout=self.timeout,
                 verify=self.verify,
                 follow_redirects=False,
+                transport=self._http_transport,
             )
         return self._client
 
@@ -180,6 +188,7 @@ class VendorTransport:
                 timeout=self.timeout,
                 verify=self.verify,
                 follow_redirects=False,
+                transport=self._async_http_transport,
             )
         return self._aclient
 

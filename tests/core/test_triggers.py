@@ -1,0 +1,124 @@
+"""ExportStatusTrigger: JSON kwargs round trip, one terminal event, deadline and cancel."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from typing import Any, ClassVar
+
+import pytest
+
+from compliance_exports.core.errors import RetryableError
+from compliance_exports.core.hooks import ExportHook
+from compliance_exports.core.states import ExportPhase, ExportState
+from compliance_exports.core.triggers import ExportStatusTrigger
+from compliance_exports.vendors.oleria.triggers import OleriaDownloadTrigger
+from compliance_exports.vendors.sailpoint.triggers import SailPointReportTrigger
+from compliance_exports.vendors.veza.triggers import VezaAccessReviewExportTrigger
+
+TRIGGERS = [OleriaDownloadTrigger, VezaAccessReviewExportTrigger, SailPointReportTrigger]
+
+
+def recreate(trigger: ExportStatusTrigger) -> ExportStatusTrigger:
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    rebuilt: ExportStatusTrigger = cls(**json.loads(json.dumps(kwargs)))
+    return rebuilt
+
+
+@pytest.mark.parametrize("trigger_class", TRIGGERS)
+def test_serialize_recreate_serialize_round_trip(trigger_class: type[ExportStatusTrigger]) -> None:
+    trigger = trigger_class(
+        conn_id="c", job_id="j", deadline=1_900_000_000.5, poll_interval=2, stall_timeout=600
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == f"{trigger_class.__module__}.{trigger_class.__name__}"
+    assert recreate(trigger).serialize() == (classpath, kwargs)
+    assert kwargs["deadline"] == 1_900_000_000.5  # absolute: a restart keeps the same deadline
+
+
+class ScriptedHook(ExportHook):
+    """In-memory hook: answers a scripted list of states (the run logic is under test)."""
+
+    conn_type = "scripted"
+    default_conn_name = "scripted_default"
+    hook_name = "Scripted"
+    vendor = "scripted"
+    can_cancel = True
+    script: ClassVar[list[Any]] = []
+    cancelled: ClassVar[list[str]] = []
+
+    async def a_get_export_state(self, job_id: str) -> ExportState:
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return ExportState(job_id, answer, answer.value)
+
+    async def a_cancel_export(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+
+
+class ScriptedTrigger(ExportStatusTrigger):
+    hook_class = ScriptedHook
+
+
+async def events_of(script: list[Any], **kwargs: Any) -> list[dict[str, Any]]:
+    ScriptedHook.script[:] = script
+    ScriptedHook.cancelled.clear()
+    kwargs.setdefault("deadline", time.time() + 30)
+    trigger = ScriptedTrigger(conn_id="x", job_id="job-1", poll_interval=0.01, **kwargs)
+    return [event.payload async for event in trigger.run()]
+
+
+@pytest.mark.parametrize(
+    ("final", "status"),
+    [
+        (ExportPhase.SUCCEEDED, "success"),
+        (ExportPhase.FAILED, "failed"),
+        (ExportPhase.CANCELLED, "failed"),
+        (ExportPhase.EXPIRED, "failed"),
+    ],
+)
+async def test_one_terminal_event_per_outcome(final: ExportPhase, status: str) -> None:
+    events = await events_of([ExportPhase.PENDING, ExportPhase.RUNNING, final])
+    assert [e["status"] for e in events] == [status]
+    assert events[0]["state"]["phase"] == final.value
+
+
+async def test_deadline_yields_timeout_after_cancelling() -> None:
+    events = await events_of([ExportPhase.RUNNING], deadline=time.time() + 0.05)
+    assert events[0]["status"] == "timeout"
+    assert events[0]["cancelled"] is True
+    assert ScriptedHook.cancelled == ["job-1"]
+
+
+async def test_a_deadline_already_past_times_out_at_once() -> None:
+    events = await events_of([ExportPhase.RUNNING], deadline=time.time() - 5)
+    assert events[0]["status"] == "timeout"
+
+
+async def test_stall_yields_timeout_with_the_reason() -> None:
+    events = await events_of([ExportPhase.RUNNING], stall_timeout=0.05)
+    assert events[0]["status"] == "timeout"
+    assert "stalled" in events[0]["message"]
+
+
+async def test_errors_become_one_error_event() -> None:
+    events = await events_of([RetryableError("acme GET /x answered 503")])
+    assert events == [
+        {
+            "status": "error",
+            "job_id": "job-1",
+            "message": "RetryableError: acme GET /x answered 503",
+            "state": None,
+        }
+    ]
+
+
+async def test_on_kill_cancels_the_remote_job() -> None:
+    ScriptedHook.cancelled.clear()
+    trigger = ScriptedTrigger(conn_id="x", job_id="job-9", deadline=time.time() + 30)
+    await trigger.on_kill()
+    assert ScriptedHook.cancelled == ["job-9"]
