@@ -15,7 +15,10 @@ bundled with reportlab) so accented and other non-Latin-1 letters are embedded a
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,17 +76,30 @@ def fit_text(text: str, width: float, font: str, size: float) -> str:
     """``text`` on one line, cut with an ellipsis so it is at most ``width`` points wide."""
     longest = int(width / (_NARROWEST_GLYPH * size)) + 1  # more glyphs cannot fit
     text = text.translate(_BLANKS)
-    if len(text) <= longest and pdfmetrics.stringWidth(text, font, size) <= width:
+    cut = text[:longest]
+    ends = list(itertools.accumulate(map(_glyph_widths(font).__getitem__, cut)))
+    room = width / size
+    if len(cut) == len(text) and (not ends or ends[-1] <= room):
         return text
-    text = text[:longest]
-    low, high = 0, len(text) - 1  # longest prefix that fits with the ellipsis, by bisection
-    while low < high:
-        middle = (low + high + 1) // 2
-        if pdfmetrics.stringWidth(text[:middle] + _ELLIPSIS, font, size) <= width:
-            low = middle
-        else:
-            high = middle - 1
-    return text[:low] + _ELLIPSIS if low else ""
+    keep = bisect.bisect_right(ends, room - _glyph_widths(font)[_ELLIPSIS])
+    return cut[:keep] + _ELLIPSIS if keep else ""
+
+
+class _GlyphWidths(dict[str, float]):
+    """Advance widths of one font at size 1, measured once per character."""
+
+    def __init__(self, font: str) -> None:
+        super().__init__()
+        self.font = font
+
+    def __missing__(self, char: str) -> float:
+        width = self[char] = pdfmetrics.stringWidth(char, self.font, 1.0)
+        return width
+
+
+@functools.cache
+def _glyph_widths(font: str) -> _GlyphWidths:
+    return _GlyphWidths(font)
 
 
 def column_widths(
@@ -142,13 +158,16 @@ class _TableCanvas:
 
     def _draw_line(self, cells: Sequence[object], y: float, font: str) -> None:
         style = self.style
-        self.canvas.setFont(font, style.font_size)
+        line = self.canvas.beginText()
+        line.setFont(font, style.font_size)
         x = style.margin
         for value, width in zip(cells, self.widths, strict=False):
             text = "" if value is None else str(value)
-            room = width - style.cell_padding
-            self.canvas.drawString(x, y, fit_text(text, room, font, style.font_size))
+            if text:
+                line.setTextOrigin(x, y)
+                line.textOut(fit_text(text, width - style.cell_padding, font, style.font_size))
             x += width
+        self.canvas.drawText(line)
 
     def save(self) -> None:
         self.canvas.save()
