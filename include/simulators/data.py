@@ -29,6 +29,7 @@ import functools
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -872,6 +873,48 @@ def _counted(chunks: Iterable[bytes], on_complete: Callable[[], None]) -> Iterat
     on_complete()
 
 
+_BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class UnsatisfiableRange(ValueError):
+    """A ``Range`` that starts past the end of the file (HTTP 416)."""
+
+
+def requested_range(header: str | None, size: int | None) -> tuple[int, int] | None:
+    """The inclusive ``(first, last)`` bytes a single-range ``Range`` header asks for.
+
+    None means "send the whole file" (no header, an unknown size, several ranges or a
+    malformed one, which RFC 9110 lets a server ignore); a range starting at or past
+    the end raises UnsatisfiableRange.
+    """
+    match = _BYTE_RANGE.match(header.strip()) if header and size is not None else None
+    if match is None or size is None or match.groups() == ("", ""):
+        return None
+    first_text, last_text = match.groups()
+    if not first_text:  # a suffix: the last N bytes
+        if int(last_text) == 0 or size == 0:
+            raise UnsatisfiableRange(f"{header} of {size} bytes")
+        return max(0, size - int(last_text)), size - 1
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None
+    if first >= size:
+        raise UnsatisfiableRange(f"{header} of {size} bytes")
+    return first, min(int(last_text), size - 1) if last_text else size - 1
+
+
+def slice_chunks(chunks: Iterable[bytes], first: int, last: int) -> Iterator[bytes]:
+    """Bytes ``first..last`` (inclusive) of the stream ``chunks``."""
+    position = 0
+    for chunk in chunks:
+        end = position + len(chunk)
+        if end > first:
+            yield chunk[max(0, first - position) : last + 1 - position]
+        position = end
+        if position > last:
+            return
+
+
 def download_response(
     state: SimState,
     path: str,
@@ -881,13 +924,21 @@ def download_response(
     media_type: str,
     headers: Mapping[str, str],
     on_complete: Callable[[], None] | None = None,
+    byte_range: tuple[int, int] | None = None,
 ) -> StreamingResponse:
     """A streamed file body honouring the armed ``truncate``/``drop_connection`` faults.
 
     ``truncate`` declares a Content-Length larger than the bytes sent; ``drop_connection``
-    closes the connection after ``after_bytes``. ``on_complete`` runs after a full body.
+    closes the connection after ``after_bytes``. ``byte_range`` (see
+    :func:`requested_range`) answers 206 with those bytes; ``on_complete`` runs after a
+    full (not ranged) body.
     """
-    out = dict(headers)
+    out, status = dict(headers), 200
+    if byte_range is not None and size is not None:
+        first, last = byte_range
+        chunks, status = slice_chunks(chunks, first, last), 206
+        out["Content-Range"] = f"bytes {first}-{last}/{size}"
+        size, on_complete = last - first + 1, None
     if size is not None:
         out["Content-Length"] = str(size)
     truncate = state.faults.take("truncate", path)
@@ -899,4 +950,4 @@ def download_response(
         body = cut_chunks(chunks, after_bytes=drop.after_bytes, drop=True)
     else:
         body = iter(chunks) if on_complete is None else _counted(chunks, on_complete)
-    return StreamingResponse(body, media_type=media_type, headers=out)
+    return StreamingResponse(body, status_code=status, media_type=media_type, headers=out)

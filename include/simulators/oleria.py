@@ -44,11 +44,13 @@ from include.simulators.base import Fault, FaultInjector, SimState, SimulatorSer
 from include.simulators.data import (
     Dataset,
     Row,
+    UnsatisfiableRange,
     count_rows,
     csv_chunks,
     download_response,
     oleria_dataset,
     ordered_rows,
+    requested_range,
     select_rows,
 )
 
@@ -427,7 +429,7 @@ def status_body(service: OleriaService, download: Download, path: str) -> dict[s
 # --------------------------------------------------------------------------- download origin
 
 
-def s3_error(code: str, message: str, **extra: str) -> Response:
+def s3_error(code: str, message: str, status: int = 403, **extra: str) -> Response:
     """S3's XML error document (403 for every presigned-url problem)."""
     fields = "".join(f"<{k}>{v}</{k}>" for k, v in extra.items())
     xml = (
@@ -435,7 +437,7 @@ def s3_error(code: str, message: str, **extra: str) -> Response:
         f"<Error><Code>{code}</Code><Message>{message}</Message>{fields}"
         f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>"
     )
-    return Response(xml, status_code=403, media_type="application/xml")
+    return Response(xml, status_code=status, media_type="application/xml")
 
 
 def check_presigned(service: OleriaService, path: str, query: Mapping[str, str]) -> Response | None:
@@ -469,22 +471,28 @@ def build_download_app(service: OleriaService) -> FastAPI:
     @app.get(f"/{DOWNLOAD_BUCKET}/{{download_id}}/{{filename}}")
     async def get_object(download_id: str, filename: str, request: Request) -> Response:
         path = request.url.path
-        query = dict(request.query_params)
-        problem = check_presigned(service, path, query)
+        problem = check_presigned(service, path, dict(request.query_params))
         if problem is not None:
             return problem
         download = service.downloads.get(download_id)
         if download is None or download.status != "completed":
-            return Response(status_code=404)
-        server_error = service.state.faults.take("server_error", path)
-        if server_error is not None:
-            return Response(status_code=server_error.status)
-        return object_response(service, download, path)
+            return s3_error("NoSuchKey", "The specified key does not exist.", status=404)
+        failed = service.state.faults.take("server_error", path)
+        if failed is not None:
+            return s3_error("InternalError", "We encountered an internal error.", failed.status)
+        try:
+            byte_range = requested_range(request.headers.get("range"), download.size)
+        except UnsatisfiableRange:
+            message = "The requested range is not satisfiable"
+            return s3_error("InvalidRange", message, 416, ActualObjectSize=str(download.size))
+        return object_response(service, download, path, byte_range)
 
     return app
 
 
-def object_response(service: OleriaService, download: Download, path: str) -> StreamingResponse:
+def object_response(
+    service: OleriaService, download: Download, path: str, byte_range: tuple[int, int] | None
+) -> StreamingResponse:
     def finished() -> None:
         download.downloads += 1
         service.publish(download)
@@ -499,8 +507,10 @@ def object_response(service: OleriaService, download: Download, path: str) -> St
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
             "x-amz-request-id": secrets.token_hex(8).upper(),
+            **({"Accept-Ranges": "bytes"} if download.size is not None else {}),
         },
         on_complete=finished,
+        byte_range=byte_range,
     )
 
 

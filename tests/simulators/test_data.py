@@ -225,6 +225,47 @@ class TestVezaDiff:
             assert {k: v for k, v in row.items() if k != "change"} == expected
 
 
+class TestRanges:
+    @given(
+        body=st.binary(min_size=1, max_size=300),
+        split=st.integers(1, 50),
+        first=st.integers(0, 299),
+        length=st.integers(1, 300),
+    )
+    def test_slice_matches_bytes_slicing(
+        self, body: bytes, split: int, first: int, length: int
+    ) -> None:
+        chunks = [body[i : i + split] for i in range(0, len(body), split)]
+        header = f"bytes={first}-{first + length - 1}"
+        if first >= len(body):
+            with pytest.raises(data.UnsatisfiableRange):
+                data.requested_range(header, len(body))
+            return
+        selected = data.requested_range(header, len(body))
+        assert selected is not None
+        got = b"".join(data.slice_chunks(chunks, *selected))
+        assert got == body[first : first + length]
+
+    @pytest.mark.parametrize(
+        ("header", "expected"),
+        [
+            (None, None),
+            ("bytes=0-", (0, 99)),
+            ("bytes=-10", (90, 99)),
+            ("bytes=-500", (0, 99)),
+            ("bytes=10-5", None),
+            ("bytes=0-1,5-6", None),
+            ("items=0-1", None),
+            ("bytes=-", None),
+        ],
+    )
+    def test_requested_range(self, header: str | None, expected: tuple[int, int] | None) -> None:
+        assert data.requested_range(header, 100) == expected
+
+    def test_unknown_size_sends_the_whole_file(self) -> None:
+        assert data.requested_range("bytes=0-1", None) is None
+
+
 class TestCutChunks:
     def test_stops_after_the_byte_budget(self) -> None:
         assert b"".join(cut_chunks([b"abc", b"def", b"ghi"], after_bytes=5, drop=False)) == b"abcde"

@@ -436,6 +436,33 @@ class TestPresignedUrls:
         assert api.download(again).status_code == 200
 
 
+class TestRanges:
+    def test_range_answers_206_with_those_bytes(self, api: OleriaApi) -> None:
+        url = api.export()["url"]
+        whole = api.download(url).content
+        part = api.http.get(url, headers={"Range": "bytes=100-1099"})
+        assert part.status_code == 206
+        assert part.headers["content-range"] == f"bytes 100-1099/{len(whole)}"
+        assert part.content == whole[100:1100]
+        suffix = api.http.get(url, headers={"Range": "bytes=-10"})
+        assert suffix.content == whole[-10:]
+
+    def test_range_past_the_end_is_416_invalid_range(self, api: OleriaApi) -> None:
+        url = api.export()["url"]
+        answer = api.http.get(url, headers={"Range": "bytes=99999999-"})
+        assert answer.status_code == 416
+        assert "<Code>InvalidRange</Code>" in answer.text
+
+    def test_a_dropped_download_resumes_with_a_range(self, api: OleriaApi) -> None:
+        url = api.export()["url"]
+        whole = api.download(url).content
+        api.arm("drop_connection", after_bytes=5000)
+        received, _, error = api.download_partially(url)
+        assert error is not None
+        rest = api.http.get(url, headers={"Range": f"bytes={len(received)}-"})
+        assert received + rest.content == whole
+
+
 # --------------------------------------------------------------------------- faults
 
 
