@@ -78,6 +78,7 @@ class OleriaSettings:
     content_length: bool = True  # measure the file when the job completes (as S3 would)
     strict_fields: bool = True  # filters/sorts on a field the context lacks are a 400
     extra_contexts: list[str] = field(default_factory=list)
+    forbidden_contexts: list[str] = field(default_factory=list)  # answered 403 (no access)
     download_port: int = 0  # port of the download origin (0: a free one)
     download_host: str | None = None  # host in presigned urls (default: the bind address)
 
@@ -359,6 +360,8 @@ async def create_response(service: OleriaService, request: Request) -> Response:
         return error(400, "invalid_request", f"body is not JSON: {exc}")
     except ExportValidationError as exc:
         return error(400, "invalid_request", str(exc))
+    if download.context in service.settings.forbidden_contexts:
+        return error(403, "forbidden", f"this client may not export {download.context!r}")
     fault = next(
         (
             kind

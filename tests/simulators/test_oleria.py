@@ -222,6 +222,12 @@ class TestDownloadLifecycle:
         assert f"{url.scheme}://{url.netloc}" != api.sim.base_url
         assert f"{url.scheme}://{url.netloc}" == api.sim.servers[1].base_url
 
+    def test_a_context_the_client_may_not_export_is_403(self, api: OleriaApi) -> None:
+        api.configure(forbidden_contexts=["risks"])
+        answer = api.create("risks")
+        assert answer.status_code == 403
+        assert answer.json()["code"] == "forbidden"
+
     def test_unknown_download_is_404(self, api: OleriaApi) -> None:
         answer = api.get("00000000-0000-4000-8000-000000000000")
         assert answer.status_code == 404
