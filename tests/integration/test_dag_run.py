@@ -15,12 +15,24 @@ from tests.conftest import LocalS3, set_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
-DAG_FILE = Path(__file__).parent / "dags" / "export_lifecycle_dag.py"
+DAGS = Path(__file__).parent / "dags"
 DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
-def load_dag() -> Any:
-    spec = importlib.util.spec_from_file_location("export_lifecycle_dag", DAG_FILE)
+@pytest.fixture
+def test_bundle(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """dag.test() serializes the DAG through a configured bundle: one holding these DAGs."""
+    bundle = {
+        "name": "lifecycle-tests",
+        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(DAGS)},
+    }
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([bundle]))
+    return airflow_db
+
+
+def load_dag(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, DAGS / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -33,22 +45,14 @@ def secrets_of(simulators: dict[str, RunningSimulator]) -> list[str]:
 
 
 def test_every_vendor_runs_submit_wait_fetch_through_dag_test(
-    airflow_db: Path,
+    test_bundle: Path,
     simulators: dict[str, RunningSimulator],
     s3: LocalS3,
     capfd: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # dag.test() serializes the DAG through a configured bundle: one holding this DAG.
-    bundle = {
-        "name": "lifecycle-tests",
-        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(DAG_FILE.parent)},
-    }
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([bundle]))
     for vendor, sim in simulators.items():
         set_connection(f"{vendor}_default", sim.connection())
-    dag_run = load_dag().test(logical_date=DAY)
+    dag_run = load_dag("export_lifecycle_dag").test(logical_date=DAY)
 
     assert dag_run.state == "success"
     partition = "dt=2026-11-20"
@@ -65,7 +69,24 @@ def test_every_vendor_runs_submit_wait_fetch_through_dag_test(
         assert len(submits) == 1, vendor
     output = capfd.readouterr()
     logs = output.out + output.err
-    logs += "".join(p.read_text(errors="replace") for p in airflow_db.rglob("*.log"))
+    logs += "".join(p.read_text(errors="replace") for p in test_bundle.rglob("*.log"))
     assert "export submitted" in logs
     for secret in secrets_of(simulators):
         assert secret not in logs
+
+
+def test_a_retried_submit_reattaches_through_the_real_task_state_store(
+    test_bundle: Path, simulators: dict[str, RunningSimulator]
+) -> None:
+    oleria = simulators["oleria"]
+    set_connection("oleria_default", oleria.connection())
+    with oleria.admin() as admin:
+        admin.delete("/_sim/requests")
+    dag_run = load_dag("submit_retry_dag").test(logical_date=DAY)
+
+    assert dag_run.state == "success"
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 2
+    with oleria.admin() as admin:
+        posts = [r for r in admin.get("/_sim/requests").json() if r["path"] == "/v1/downloads"]
+    assert [r["method"] for r in posts] == ["POST"]
