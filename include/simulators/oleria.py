@@ -107,6 +107,7 @@ class Download:
     url: str | None = None
     downloads: int = 0
     latency: float = 0.0
+    source_rows: int = 0  # rows of the context before filters, fixed at creation
     task: asyncio.Task[None] | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -176,7 +177,7 @@ class OleriaService:
     def rows(self, download: Download) -> Iterator[Row]:
         """The export's rows, filtered and sorted as requested, streamed."""
         dataset = self.dataset(download)
-        seed, total = self.state.seed, self.settings.rows
+        seed, total = self.state.seed, download.source_rows
         parsed = filters.parse_filter_by(download.filter_by)
         now = download.created_at
 
@@ -203,7 +204,7 @@ class OleriaService:
         """Rows (and bytes, if ``content_length``) of the finished file, one streamed pass."""
         if not self.settings.content_length:
             if not download.filter_by:
-                return self.settings.rows, None
+                return download.source_rows, None
             return count_rows(self.rows(download)), None
         rows = 0
 
@@ -396,6 +397,7 @@ def parse_download_request(service: OleriaService, body: Any) -> Download:
         sort_by=list(sort_by),
         created_at=dt.datetime.now(dt.UTC),
         latency=service.latency(),
+        source_rows=service.settings.rows,
     )
     if service.settings.strict_fields:
         check_fields(service.dataset(download).header, filter_by, sort_by, download.context)

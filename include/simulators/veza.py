@@ -114,6 +114,7 @@ class ExportRequest:
     filter: scim.Node | None = None
     mutable_filter: scim.Node | None = None
     order_by: list[tuple[str, bool]] = field(default_factory=list)
+    source_rows: int = 0  # review rows before filters, fixed when the export is created
 
     @property
     def header(self) -> tuple[str, ...]:
@@ -262,7 +263,7 @@ class VezaService:
 
     def rows(self, request: ExportRequest) -> Iterator[Row]:
         """The export's rows, filtered and ordered, streamed."""
-        seed, total = self.state.seed, self.settings.rows
+        seed, total = self.state.seed, request.source_rows
         cert, previous = request.certification_id, request.previous_certification_id
 
         def source() -> Iterator[Row]:
@@ -411,6 +412,7 @@ def parse_export_request(body: Any, settings: VezaSettings) -> ExportRequest:
             else None
         ),
         order_by=validation.parse_order_by(body["order_by"]) if body.get("order_by") else [],
+        source_rows=settings.rows,
     )
     if settings.strict_fields:
         check_columns(request)

@@ -249,6 +249,13 @@ class TestDownloadLifecycle:
         second = api.download(api.export()["url"]).content
         assert first == second
 
+    def test_a_finished_file_keeps_its_rows_when_settings_change(self, api: OleriaApi) -> None:
+        done = api.export()
+        api.configure(rows=5)
+        answer = api.download(done["url"])
+        assert int(answer.headers["content-length"]) == len(answer.content)
+        assert len(parse_csv(answer.text)) == ROWS
+
     def test_every_published_context_exports(self, api: OleriaApi) -> None:
         done = api.export("risks")
         rows = parse_csv(api.download(done["url"]).text)
