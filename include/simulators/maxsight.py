@@ -30,12 +30,16 @@ is set by :class:`MaxsightSettings`: ``events`` spread uniformly over
 ``burst_start`` (bursty), plus ``instant_events`` all stamped ``instant_at`` (one
 instant over the PDF limit).
 
+Requests time out after ``request_timeout`` (60 s, DOC) with a 504; ``latency`` delays
+every export answer (set it above the timeout to see the 504).
+
 Faults: ``rate_limit`` (429, Retry-After in either form), ``server_error``,
 ``drop_connection`` and ``truncate`` (the export body cut after ``after_bytes``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
 import datetime as dt
@@ -113,6 +117,8 @@ class MaxsightSettings:
     pdf_event_limit: int = PDF_EVENT_LIMIT
     rate_limit: int = 600  # requests per key per window
     rate_window: float = 60.0  # seconds
+    latency: float = 0.0  # seconds before an export starts answering
+    request_timeout: float = 60.0  # DOC: requests time out (504) after this many seconds
 
     def __post_init__(self) -> None:
         self.check()
@@ -123,8 +129,10 @@ class MaxsightSettings:
                 raise ValueError(f"{name} must be >= 0")
         if self.auditees < 1 or self.pdf_event_limit < 1 or self.rate_limit < 1:
             raise ValueError("auditees, pdf_event_limit and rate_limit must be >= 1")
-        if self.burst_seconds <= 0 or self.rate_window <= 0:
-            raise ValueError("burst_seconds and rate_window must be positive")
+        if self.burst_seconds <= 0 or self.rate_window <= 0 or self.request_timeout <= 0:
+            raise ValueError("burst_seconds, rate_window and request_timeout must be positive")
+        if self.latency < 0:
+            raise ValueError("latency must be >= 0")
         if _ms(self.store_end) < _ms(self.store_start):
             raise ValueError("store_end is before store_start")
 
@@ -406,9 +414,12 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def validation_error(exc: ExportValidationError) -> JSONResponse:
-    source = exc.field.split("[")[0] if not exc.field.startswith("metadata[") else exc.field
-    return error_response(400, "invalid_parameter", str(exc), source)
+def validation_error(
+    exc: ExportValidationError, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A 400 whose ``source`` is the parameter (``event_type``, ``metadata[tag]``...)."""
+    source = exc.field if exc.field.startswith("metadata[") else exc.field.split("[")[0]
+    return error_response(400, "invalid_parameter", str(exc), source, headers)
 
 
 class RateLimit:
@@ -498,19 +509,30 @@ class MaxsightApi:
             raise SimulatedResponse(error_response(fault.status, "server_error", message))
         return headers
 
+    async def think(self, headers: dict[str, str]) -> None:
+        """Wait ``latency`` before answering; past ``request_timeout`` the answer is a 504."""
+        latency, timeout = self.settings.latency, self.settings.request_timeout
+        await asyncio.sleep(min(latency, timeout))
+        if latency >= timeout:
+            message = f"The request did not complete within {timeout:g} seconds."
+            raise SimulatedResponse(error_response(504, "timeout", message, "API", headers))
+
     @staticmethod
     def _rate_limited(headers: dict[str, str]) -> JSONResponse:
         return error_response(429, "rate_limited", "Too many requests.", "API", headers)
 
-    def parse(self, request: Request) -> AuditExportQuery:
+    @staticmethod
+    def parse(request: Request, headers: Mapping[str, str] | None = None) -> AuditExportQuery:
+        """The export query of ``request``; a 400 naming the parameter when it is bad."""
         try:
             return parse_params(request.query_params.multi_items())
         except ExportValidationError as exc:
-            raise SimulatedResponse(validation_error(exc)) from None
+            raise SimulatedResponse(validation_error(exc, headers)) from None
 
     async def export(self, request: Request) -> Response:
         headers = self.guard(request)
-        query = self.parse(request)
+        query = self.parse(request, headers)
+        await self.think(headers)
         store = await run_in_threadpool(self.store)
         record = ExportRecord(query=request.url.query, file_type=query.file_type)
         if query.is_pdf:

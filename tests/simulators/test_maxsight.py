@@ -331,6 +331,7 @@ class TestFilters:
         assert response.status_code == 400
         assert errors(response)["source"] == source
         assert errors(response)["code"] == "invalid_parameter"
+        assert "X-RateLimit-Remaining" in response.headers
 
 
 def candidates(key: str) -> list[str]:
@@ -509,6 +510,25 @@ class TestRateLimit:
         else:
             assert email.utils.parsedate_to_datetime(retry_after).tzinfo is not None
         assert recovered.status_code == 200
+
+
+class TestTimeout:
+    def test_default_is_60_seconds(self, auditor: Auditor) -> None:
+        assert auditor.admin.get("/_sim/config").json()["request_timeout"] == 60.0
+
+    def test_slow_answer_within_the_timeout(self, own_auditor: Any) -> None:
+        client = own_auditor(events=5, latency=0.1, request_timeout=5)
+
+        assert len(client.rows()) == 5
+
+    def test_answer_past_the_timeout_is_504(self, own_auditor: Any) -> None:
+        client = own_auditor(events=5, latency=0.3, request_timeout=0.2)
+
+        response = client.export()
+
+        assert response.status_code == 504
+        assert errors(response)["code"] == "timeout"
+        assert client.facts()["exports"] == {}
 
 
 class TestFaults:
