@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -51,6 +52,23 @@ def recreate(trigger: Any) -> Any:
 def run_trigger(trigger: Any) -> list[dict[str, Any]]:
     async def collect() -> list[dict[str, Any]]:
         return [event.payload async for event in recreate(trigger).run()]
+
+    return asyncio.run(collect())
+
+
+def run_trigger_for(trigger: Any, seconds: float) -> list[dict[str, Any]]:
+    """Run ``trigger`` for ``seconds`` then cancel it, as a dying triggerer would."""
+
+    async def collect() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+
+        async def consume() -> None:
+            async for event in trigger.run():
+                events.append(event.payload)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consume(), timeout=seconds)
+        return events
 
     return asyncio.run(collect())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import pytest
@@ -21,9 +20,11 @@ from tests.integration.conftest import (
     arm,
     configure,
     disarm,
+    recreate,
     requests_seen,
     run_sensor,
     run_trigger,
+    run_trigger_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -172,14 +173,16 @@ def test_trigger_recreated_mid_wait_resumes_the_same_job(
         )
         with pytest.raises(TaskDeferred) as deferred:
             sensor.execute(context)
-        trigger = deferred.value.trigger
-        first_deadline = trigger.deadline
-        time.sleep(0.3)  # "the triggerer restarts": the trigger is rebuilt from its kwargs
-        events = run_trigger(trigger)
+        polls_before = len(requests_seen(oleria, submission["job_id"]))
+        first = recreate(deferred.value.trigger)
+        assert run_trigger_for(first, seconds=0.5) == []  # the triggerer dies mid-wait
+        assert len(requests_seen(oleria, submission["job_id"])) > polls_before
+        second = recreate(first)  # another triggerer takes over from the stored kwargs
+        events = run_trigger(second)
     finally:
         configure(oleria, latency=0.2)
-    assert events[0]["status"] == "success"
-    assert trigger.serialize()[1]["deadline"] == first_deadline
+    assert [e["status"] for e in events] == ["success"]
+    assert second.deadline == deferred.value.trigger.deadline
     assert len([r for r in requests_seen(oleria, "/v1/downloads") if r["method"] == "POST"]) == 1
 
 
