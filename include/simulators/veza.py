@@ -234,24 +234,30 @@ class VezaService:
     async def run(self, export: AccessReviewExport, fault: str | None) -> None:
         """The export job: CREATED, then PROCESSING, then the file (or a failure)."""
         await asyncio.sleep(export.latency / 4)
-        self.set_status(export, "PROCESSING")
+        self.advance(export, "PROCESSING")
         await asyncio.sleep(export.latency * 3 / 4)
         if fault == "never_finish" or export.status == "CANCELLED":
             return
         if fault == "job_failure":
-            export.error = {"code": INTERNAL, "message": "export generation failed", "details": []}
-            self.set_status(export, "FAILED")
+            self.fail(export, INTERNAL, "export generation failed")
             return
         try:
             await asyncio.to_thread(self.build_file, export)
         except ValueError as exc:  # e.g. a sort over more rows than the simulator indexes
-            export.error = {"code": FAILED_PRECONDITION, "message": str(exc), "details": []}
-            self.set_status(export, "FAILED")
-            return
-        if export.status == "CANCELLED":
+            self.fail(export, FAILED_PRECONDITION, str(exc))
             return
         export.finished_at = dt.datetime.now(dt.UTC)
-        self.set_status(export, "FINISHED")
+        self.advance(export, "FINISHED")
+
+    def advance(self, export: AccessReviewExport, status: str) -> None:
+        """Move a running export on; a cancelled one stays cancelled."""
+        if export.status not in validation.TERMINAL_STATUSES:
+            self.set_status(export, status)
+
+    def fail(self, export: AccessReviewExport, code: int, message: str) -> None:
+        if export.status not in validation.TERMINAL_STATUSES:
+            export.error = {"code": code, "message": message, "details": []}
+            self.set_status(export, "FAILED")
 
     def cancel(self, export: AccessReviewExport) -> bool:
         if export.status in validation.TERMINAL_STATUSES:
@@ -479,7 +485,7 @@ def build_app(service: VezaService) -> FastAPI:
     install_common(app, service.state)
 
     @app.post("/_sim/exports/{export_id}/cancel")
-    def cancel(export_id: str) -> JSONResponse:
+    async def cancel(export_id: str) -> JSONResponse:  # on the event loop, like the jobs
         export = service.exports.get(export_id)
         if export is None:
             return JSONResponse({"error": f"no export {export_id}"}, status_code=404)
