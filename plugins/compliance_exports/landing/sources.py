@@ -33,6 +33,7 @@ MalformedRowHandler = Callable[[Any], str]
 FILE_COLUMN = "_file"
 SHEET_COLUMN = "_sheet"
 XLSX_BLOCK_ROWS = 32_768
+SAMPLE_BYTES = 64 * 1024  # first rows looked at to choose how to read timestamp columns
 
 
 class RawFormat(enum.StrEnum):
@@ -91,6 +92,10 @@ class Segment(abc.ABC):
     header: tuple[str, ...] | None  # None: nothing at all (a 0-byte file)
     constants: Mapping[str, str] = field(default_factory=dict)
 
+    def sample_text(self) -> pa.RecordBatch | None:
+        """The first rows as strings, to choose read types; ``None`` if unavailable."""
+        return None
+
     @abc.abstractmethod
     def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
         """The rows as text; ``on_malformed`` decides ("skip"/"error") for unparsable rows."""
@@ -107,7 +112,7 @@ class Segment(abc.ABC):
 @dataclass(frozen=True)
 class CsvDialect:
     delimiter: str = ","
-    block_bytes: int = 1 << 20
+    block_bytes: int = 256 * 1024  # larger blocks parse a little faster but hold more memory
 
 
 @dataclass
@@ -125,12 +130,13 @@ class CsvSegment(Segment):
         handler: MalformedRowHandler | None,
         *,
         use_threads: bool,
+        block_bytes: int | None = None,
     ) -> pacsv.CSVStreamingReader:
         """pyarrow's streaming reader; single-threaded, it knows the row number of a bad row."""
         return pacsv.open_csv(
             self.opener(),
             read_options=pacsv.ReadOptions(
-                block_size=self.dialect.block_bytes, use_threads=use_threads
+                block_size=block_bytes or self.dialect.block_bytes, use_threads=use_threads
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=self.dialect.delimiter,
@@ -151,6 +157,16 @@ class CsvSegment(Segment):
         if not self.header:
             return
         yield from self._read(read_types, None, use_threads=True)
+
+    def sample_text(self) -> pa.RecordBatch | None:
+        if not self.header:
+            return None
+        text_types = dict.fromkeys(self.header, pa.string())
+        try:
+            reader = self._read(text_types, None, use_threads=False, block_bytes=SAMPLE_BYTES)
+            return next(iter(reader), None)
+        except pa.ArrowInvalid:
+            return None
 
     def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
         if not self.header:
@@ -180,7 +196,7 @@ def read_csv_header(opener: Opener, dialect: CsvDialect, where: str) -> tuple[st
 
 def csv_segments(path: Path, dialect: CsvDialect) -> list[Segment]:
     def opener() -> IO[bytes]:
-        return path.open("rb")
+        return pa.OSFile(str(path), "rb")
 
     header = read_csv_header(opener, dialect, path.name)
     return [CsvSegment(path.name, header, {}, opener, dialect)]
