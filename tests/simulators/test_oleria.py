@@ -212,6 +212,7 @@ class TestDownloadLifecycle:
         assert api.create().status_code == status
 
     def test_accepted_then_completed_with_a_url_on_another_origin(self, api: OleriaApi) -> None:
+        api.configure(latency=0.5)  # time for the first poll to see the job still accepted
         created = api.create().json()
         first = api.get(created["id"]).json()
         assert first["status"] == "accepted"

@@ -164,11 +164,13 @@ class TestLifecycle:
         assert positions == sorted(positions)
 
     def test_download_before_finished_is_failed_precondition(self, api: VezaApi) -> None:
+        api.arm("never_finish")  # keeps the export unfinished however slow this test runs
         export_id = api.created_id()
         assert "FINISHED" in assert_rpc_error(api.download(export_id), 400, 9)
 
     def test_failed_precondition_status_is_switchable_to_412(self, api: VezaApi) -> None:
         api.configure(precondition_status=412)
+        api.arm("never_finish")
         assert_rpc_error(api.download(api.created_id()), 412, 9)
 
     def test_processing_is_observable(self, api: VezaApi) -> None:
@@ -183,10 +185,10 @@ class TestLifecycle:
         assert_rpc_error(api.download("no-such-export"), 404, 5)
 
     def test_finished_export_expires_after_retention(self, api: VezaApi) -> None:
-        api.configure(retention=0.3)
+        api.configure(retention=1.0)
         export_id = api.created_id()
         assert api.wait(export_id)[-1] == "FINISHED"
-        time.sleep(0.4)
+        time.sleep(1.1)
         assert api.get(export_id).json()["value"]["status"] == "EXPIRED"
         assert "EXPIRED" in assert_rpc_error(api.download(export_id), 400, 9)
         assert api.facts(export_id)["status"] == "EXPIRED"
