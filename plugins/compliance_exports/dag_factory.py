@@ -297,7 +297,14 @@ def _audit_fetch_kwargs(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _land_kwargs(pair: tuple[Mapping[str, Any], Mapping[str, Any]]) -> dict[str, Any]:
     raw, item = pair
-    return {"raw": dict(raw), "item": dict(item)}
+    return {"raw": dict(raw), "item": dict(item), "request": dict(item["submit"])}
+
+
+def _land_job_kwargs(
+    triple: tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]],
+) -> dict[str, Any]:
+    raw, item, submitted = triple
+    return {"raw": dict(raw), "item": dict(item), "request": dict(submitted.get("request") or {})}
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -354,10 +361,12 @@ def _land_task(entry: ExportEntry) -> Any:
     asset = Asset(entry.asset_uri, extra={"vendor": entry.vendor.value, "dataset": entry.dataset})
 
     @task(task_id="land", outlets=[asset], **task_defaults(entry))
-    def land(raw: dict[str, Any], item: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def land(
+        raw: dict[str, Any], item: dict[str, Any], request: dict[str, Any], **context: Any
+    ) -> dict[str, Any]:
         from compliance_exports.pipeline import land_export
 
-        result = land_export(entry, raw, item)
+        result = dict(land_export(entry, raw, item, request))
         context["outlet_events"][asset].extra = {
             "rows": result.get("rows"),
             "manifest": result.get("manifest_uri"),
@@ -395,7 +404,7 @@ def _job_group(entry: ExportEntry, items: Any) -> None:
         .expand_kwargs(submit.output.zip(items).map(_fetch_kwargs))
     )
     wait >> fetch
-    _land_task(entry).expand_kwargs(fetch.output.zip(items).map(_land_kwargs))
+    _land_task(entry).expand_kwargs(fetch.output.zip(items, submit.output).map(_land_job_kwargs))
 
 
 def _audit_group(entry: ExportEntry, items: Any) -> None:
