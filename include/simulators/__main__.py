@@ -37,7 +37,7 @@ settings (--set VENDOR.FIELD=VALUE, repeatable; values converted to the field's 
   oleria: rows, latency, latency_max, token_ttl, url_ttl, create_status (200|201|202),
           fresh_url_per_poll, content_length, strict_fields, audience, client_id,
           client_secret, extra_contexts and forbidden_contexts (comma-separated),
-          download_host
+          download_host, rate_limit (requests per rate_window seconds), rate_window
   veza:   rows, latency, latency_max, retention, id_field (id|export_id), status_prefix,
           precondition_status (400|412), strict_fields, api_key,
           forbidden_certifications (comma-separated)

@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import random
 import secrets
 import threading
@@ -79,6 +80,8 @@ class OleriaSettings:
     strict_fields: bool = True  # filters/sorts on a field the context lacks are a 400
     extra_contexts: list[str] = field(default_factory=list)
     forbidden_contexts: list[str] = field(default_factory=list)  # answered 403 (no access)
+    rate_limit: int = 0  # API requests per rate_window per tenant (0: unlimited)
+    rate_window: float = 1.0  # seconds
     download_port: int = 0  # port of the download origin (0: a free one)
     download_host: str | None = None  # host in presigned urls (default: the bind address)
 
@@ -121,6 +124,28 @@ class Download:
         }
 
 
+class TenantLimit:
+    """A fixed-window request budget for the tenant (Oleria limits per tenant, DOC)."""
+
+    def __init__(self, settings: OleriaSettings) -> None:
+        self.settings = settings
+        self.window_start = 0.0
+        self.used = 0
+
+    def retry_after(self) -> str | None:
+        """None if the request fits this window, else the seconds until the next one."""
+        limit, window = self.settings.rate_limit, self.settings.rate_window
+        if limit <= 0:
+            return None
+        now = time.monotonic()
+        if now - self.window_start >= window:
+            self.window_start, self.used = now, 0
+        self.used += 1
+        if self.used <= limit:
+            return None
+        return str(max(1, math.ceil(self.window_start + window - now)))
+
+
 class OleriaService:
     """The state both origins share: tokens, downloads, the URL signing key."""
 
@@ -131,6 +156,7 @@ class OleriaService:
         self.downloads: dict[str, Download] = {}
         self.signing_key = secrets.token_bytes(32)
         self.download_origin = ""
+        self.tenant_limit = TenantLimit(settings)
         self._rng = random.Random(state.seed)
         self._lock = threading.Lock()
         state.facts["exports"] = {}
@@ -291,12 +317,15 @@ def error(
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
 
 
-def common_fault(state: SimState, path: str) -> Response | None:
-    """A rate limit or server error armed for ``path``, as Oleria answers them."""
+def common_fault(service: OleriaService, path: str) -> Response | None:
+    """The tenant's rate limit, or a rate limit or server error armed for ``path``."""
+    state = service.state
     limited = state.faults.take("rate_limit", path)
-    if limited is not None:
-        retry_after = {"Retry-After": limited.retry_after_header()}
-        return error(429, "rate_limited", "too many requests for this tenant", retry_after)
+    wait = limited.retry_after_header() if limited else service.tenant_limit.retry_after()
+    if wait is not None:
+        return error(
+            429, "rate_limited", "too many requests for this tenant", {"Retry-After": wait}
+        )
     failed = state.faults.take("server_error", path)
     if failed is not None:
         return error(failed.status, "internal_error", "internal server error")
@@ -316,14 +345,14 @@ def build_api_app(service: OleriaService) -> FastAPI:
 
     @app.post("/v1/downloads")
     async def create_download(request: Request) -> Response:
-        problem = common_fault(service.state, request.url.path) or service.token_problem(request)
+        problem = common_fault(service, request.url.path) or service.token_problem(request)
         if problem is not None:
             return problem
         return await create_response(service, request)
 
     @app.get("/v1/downloads/{download_id}")
     async def get_download(download_id: str, request: Request) -> Response:
-        problem = common_fault(service.state, request.url.path) or service.token_problem(request)
+        problem = common_fault(service, request.url.path) or service.token_problem(request)
         if problem is not None:
             return problem
         download = service.downloads.get(download_id)
@@ -335,7 +364,7 @@ def build_api_app(service: OleriaService) -> FastAPI:
 
 
 async def token_response(service: OleriaService, request: Request) -> Response:
-    problem = common_fault(service.state, request.url.path)
+    problem = common_fault(service, request.url.path)
     if problem is not None:
         return problem
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):

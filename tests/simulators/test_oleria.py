@@ -495,6 +495,14 @@ class TestFaults:
         assert answer.status_code == 429
         assert answer.headers["retry-after"].endswith(" GMT")
 
+    def test_tenant_rate_limit_answers_429_with_retry_after(self, api: OleriaApi) -> None:
+        api.configure(rate_limit=3, rate_window=30)
+        statuses = [api.create().status_code for _ in range(4)]
+        assert statuses == [201, 201, 201, 429]
+        answer = api.get("00000000-0000-4000-8000-000000000000")
+        assert answer.status_code == 429
+        assert 1 <= int(answer.headers["retry-after"]) <= 30
+
     def test_server_error_burst(self, api: OleriaApi) -> None:
         api.arm("server_error", count=2, status=503, path="/v1/downloads")
         assert [api.create().status_code for _ in range(3)] == [503, 503, 201]
