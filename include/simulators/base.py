@@ -148,9 +148,7 @@ class RequestLog:
 
 
 def redact_headers(headers: Any) -> dict[str, str]:
-    return {
-        k.lower(): ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()
-    }
+    return {k.lower(): ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
 def redact_text(text: str) -> str:
@@ -269,7 +267,11 @@ class SimulatorServer:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", lifespan="on",
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
             timeout_keep_alive=5,
         )
         self._server = uvicorn.Server(config)
