@@ -25,6 +25,7 @@ from airflow.sdk import BaseOperator
 from compliance_exports.core.errors import ExportValidationError, FatalError, RetryableError
 from compliance_exports.core.hooks import Download, ExportHook, safe_filename
 from compliance_exports.core.http import VendorResponseError
+from compliance_exports.core.lineage import record_fetch_lineage
 from compliance_exports.core.polling import PollLoop, PollOutcome, wait_for_export
 from compliance_exports.core.states import ExportPhase, ExportState
 from compliance_exports.landing.layout import Partition, s3_uri
@@ -284,6 +285,9 @@ class ExportFetchOperator(BaseOperator):
             )
             self.upload(reader, key, download)
             progress.report(f"stored s3://{self.bucket}/{key}")
+        record_fetch_lineage(
+            self.hook, source_uri=download.source_uri, target_uri=s3_uri(self.bucket, key)
+        )
         return RawObject(
             bucket=self.bucket,
             key=key,

@@ -65,6 +65,7 @@ class Download:
     filename: str
     content_type: str
     content_length: int | None
+    source_uri: str = ""  # the vendor endpoint the file came from (lineage)
 
 
 class ExportHook(BaseHook):
@@ -215,8 +216,15 @@ class ExportHook(BaseHook):
         """Stream the finished export's file."""
         opts = options or {}
         transport = self.get_transport()
-        with transport.open(self.download_call(state, opts)) as response:
-            yield self.describe_download(response, self.default_filename(state, opts))
+        call = self.download_call(state, opts)
+        # a presigned link on another origin is not the dataset: name the vendor's job
+        source = (
+            self.status_call(state.job_id).path if transport.is_foreign(call.path) else call.path
+        )
+        with transport.open(call) as response:
+            download = self.describe_download(response, self.default_filename(state, opts))
+            download.source_uri = transport.endpoint_uri(source)
+            yield download
 
     @staticmethod
     def describe_download(response: httpx.Response, fallback_name: str) -> Download:

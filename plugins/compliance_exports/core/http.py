@@ -153,12 +153,13 @@ class VendorTransport:
 
     # -- clients ---------------------------------------------------------------------
 
-    def _is_foreign(self, path: str) -> bool:
+    def is_foreign(self, path: str) -> bool:
+        """Whether ``path`` is an absolute URL on another origin than the vendor API."""
         absolute = path.startswith(("http://", "https://"))
         return absolute and origin_of(path) != origin_of(self.base_url)
 
     def _sync_client(self, path: str) -> httpx.Client:
-        if self._is_foreign(path):
+        if self.is_foreign(path):
             if self._bare is None:  # no auth, no vendor headers: safe to follow redirects
                 self._bare = httpx.Client(
                     timeout=self.timeout,
@@ -179,7 +180,7 @@ class VendorTransport:
         return self._client
 
     def _async_client(self, path: str) -> httpx.AsyncClient:
-        if self._is_foreign(path):
+        if self.is_foreign(path):
             raise FatalError("async calls are only made to the vendor API origin")
         if self._aclient is None:
             self._aclient = httpx.AsyncClient(
@@ -204,6 +205,12 @@ class VendorTransport:
             self._aclient = None
 
     # -- classification ----------------------------------------------------------------
+
+    def endpoint_uri(self, path: str) -> str:
+        """The vendor endpoint ``path`` names, as a URI without query (lineage, logs)."""
+        target = path if path.startswith(("http://", "https://")) else self.base_url + path
+        parts = urlsplit(target)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
     def check(self, response: httpx.Response, call: ApiCall) -> None:
         """Raise for an answer outside ``call.ok`` (the body must have been read)."""

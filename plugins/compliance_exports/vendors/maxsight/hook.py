@@ -58,8 +58,11 @@ class MaxsightHook(ExportHook):
     ) -> Iterator[Download]:
         """Stream the export file for ``query`` (retried like every call until it opens)."""
         transport = self.get_transport()
-        with transport.open(self.export_call(query, array_style)) as response:
-            yield self.describe_download(response, f"audit-events.{query.file_type}")
+        call = self.export_call(query, array_style)
+        with transport.open(call) as response:
+            download = self.describe_download(response, f"audit-events.{query.file_type}")
+            download.source_uri = transport.endpoint_uri(call.path)
+            yield download
 
     def parse_error(self, response: httpx.Response) -> str:
         try:
