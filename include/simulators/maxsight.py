@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -222,31 +222,50 @@ AUDITEES = Dataset(
 )
 
 
-def _pool_id(r: RowRandom, prefix: str, size: int, blank: float) -> str | None:
-    return r.maybe(f"{prefix}{r.below(size):06d}", blank=blank)
+_WORD = 1 << 32
+EVENT_TYPES = tuple(EVENT_KINDS)
+DETAILS = ("", " (via SSO)", ', note: "escalated"', " \u2014 r\u00e9vision")
+
+
+def _pick(r: RowRandom, options: Sequence[str], blank: float) -> str | None:
+    """One of ``options``, or a blank (``None``) with probability ``blank``: one draw."""
+    roll = r.bits()
+    return None if roll < blank * _WORD else options[roll % len(options)]
+
+
+def _pool(prefix: str, size: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}{n:06d}" for n in range(size))
+
+
+METADATA_POOLS: Mapping[str, tuple[tuple[str, ...], float]] = {
+    "entity_id": (_pool("", 300), 0.1),
+    "assessment_id": (_pool("as-", 120), 0.4),
+    "task_id": (_pool("tk-", 200), 0.5),
+    "workflow_instance_id": (_pool("wf-", 80), 0.5),
+    "screening_application_id": (_pool("sa-", 50), 0.6),
+    "screening_config_id": (_pool("sc-", 10), 0.6),
+    "match_id": (_pool("mt-", 400), 0.8),
+    "inquiry_id": (_pool("iq-", 150), 0.7),
+    "tag": (TAGS, 0.3),
+    "cache_id": (_pool("ch-", 30), 0.8),
+    "workflow_step": (WORKFLOW_STEPS, 0.4),
+}
+"""Each metadata key's values and how often it is blank (values repeat so filters match)."""
 
 
 def _event_attributes(r: RowRandom, index: int) -> Row:
-    event_type = r.choice(tuple(EVENT_KINDS))
-    return {
+    event_type = r.choice(EVENT_TYPES)
+    row: Row = {
         "event_id": r.uuid(),
-        "auditee_index": r.below(1 << 30),
+        "auditee_index": r.bits(),
         "event_type": event_type,
         "sub_type": r.choice(EVENT_KINDS[event_type]),
         "system_source": r.choice(SYSTEM_SOURCES),
-        "entity_id": _pool_id(r, "", 300, 0.1),
-        "assessment_id": _pool_id(r, "as-", 120, 0.4),
-        "task_id": _pool_id(r, "tk-", 200, 0.5),
-        "workflow_instance_id": _pool_id(r, "wf-", 80, 0.5),
-        "screening_application_id": _pool_id(r, "sa-", 50, 0.6),
-        "screening_config_id": _pool_id(r, "sc-", 10, 0.6),
-        "match_id": _pool_id(r, "mt-", 400, 0.8),
-        "inquiry_id": _pool_id(r, "iq-", 150, 0.7),
-        "tag": r.maybe(r.choice(TAGS), blank=0.3),
-        "cache_id": _pool_id(r, "ch-", 30, 0.8),
-        "workflow_step": r.maybe(r.choice(WORKFLOW_STEPS), blank=0.4),
-        "detail": r.choice(("", " (via SSO)", ', note: "escalated"', " \u2014 r\u00e9vision")),
+        "detail": r.choice(DETAILS),
     }
+    for key, (values, blank) in METADATA_POOLS.items():
+        row[key] = _pick(r, values, blank)
+    return row
 
 
 EVENTS = Dataset(
