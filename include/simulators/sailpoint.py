@@ -478,6 +478,7 @@ class ReportTask:
     task_type: str
     created: dt.datetime
     launched: dt.datetime
+    launcher: str
     fails: bool = False
     never_finishes: bool = False
     completed: dt.datetime | None = None
@@ -521,7 +522,7 @@ class ReportTask:
             "taskDefName": self.task_def_name,
             "description": f"{self.task_def_name} ({self.report.name})",
             "parentName": None,
-            "launcher": "sailpoint-sim-client",
+            "launcher": self.launcher,
             "created": _iso(self.created),
             "launched": _iso(self.launched),
             "completed": _iso(self.completed),
@@ -601,6 +602,7 @@ class ReportTasks:
             task_type=self.settings.task_type,
             created=now,
             launched=now,
+            launcher=self.settings.client_id,
             fails=self.state.faults.take("job_failure", path) is not None,
             never_finishes=self.state.faults.take("never_finish", path) is not None,
         )

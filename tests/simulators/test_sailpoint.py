@@ -267,6 +267,7 @@ class TestReportLifecycle:
         assert body["reportType"] == "IDENTITIES_DETAILS"
         assert body["completionStatus"] is None
         assert body["completed"] is None
+        assert body["launcher"] == tenant.sim.credentials["login"]
         for key in ("taskDefName", "description", "parentName", "launcher", "created",
                     "launched", "messages", "returns", "attributes", "progress"):  # fmt: skip
             assert key in body
