@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.core.operators import request_fingerprint
 from compliance_exports.vendors.veza.operators import (
     VezaAccessReviewExportOperator,
     VezaAccessReviewToS3Operator,
@@ -119,3 +120,23 @@ def test_rate_limit_in_http_date_form_is_honoured(
     state = wait(context, submit(context)["job_id"])
     assert state["phase"] == "succeeded"
     assert [r["status"] for r in requests_seen(veza)].count(429) == 2
+
+
+def test_a_stored_job_the_vendor_forgot_is_submitted_anew(
+    veza: RunningSimulator, context: dict[str, Any]
+) -> None:
+    op = VezaAccessReviewExportOperator(task_id="submit", certification_id="cert-2026-q4")
+    fingerprint = request_fingerprint(op.build_request())
+    context["task_state_store"].set(
+        op.job_key, {"job_id": "purged-export", "request_sha256": fingerprint}
+    )
+    assert op.execute(context)["job_id"] != "purged-export"
+    assert posts(veza) == 1
+
+
+def test_poke_mode_waits_in_the_worker(veza: RunningSimulator, context: dict[str, Any]) -> None:
+    job_id = submit(context)["job_id"]
+    sensor = VezaAccessReviewExportSensor(
+        task_id="wait", job_id=job_id, deferrable=False, poke_interval=0.1, timeout=30
+    )
+    assert sensor.execute(context)["raw_status"] == "FINISHED"

@@ -57,6 +57,10 @@ def filename_from_disposition(header: str | None) -> str | None:
     return safe_filename(match.group(1)) if match else None
 
 
+class ExportNotFoundError(FatalError):
+    """The vendor does not know the job (purged, or never existed)."""
+
+
 @dataclass
 class Download:
     """An open, streaming download: the response plus what we know about the file."""
@@ -191,7 +195,12 @@ class ExportHook(BaseHook):
 
     def get_export_state(self, job_id: str) -> ExportState:
         transport = self.get_transport()
-        response = transport.request(self.status_call(job_id))
+        try:
+            response = transport.request(self.status_call(job_id))
+        except VendorResponseError as exc:
+            if exc.status_code == 404:
+                raise ExportNotFoundError(str(exc)) from None
+            raise
         return self.state_of(job_id, response)
 
     async def a_get_export_state(self, job_id: str) -> ExportState:

@@ -23,7 +23,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from compliance_exports.core.errors import ExportError, FatalError
-from compliance_exports.core.hooks import ExportHook
+from compliance_exports.core.hooks import ExportHook, ExportNotFoundError
 from compliance_exports.core.states import ExportState
 from compliance_exports.core.triggers import ExportStatusTrigger
 
@@ -99,7 +99,13 @@ class ExportSubmitOperator(BaseOperator):
         if saved.get("request_sha256") != fingerprint:
             self.log.info("request changed since job %s was submitted: submitting anew", job_id)
             return None
-        state = self.hook.get_export_state(job_id)
+        try:
+            state = self.hook.get_export_state(job_id)
+        except ExportNotFoundError:
+            self.log.info(
+                "earlier job %s is unknown to %s: submitting anew", job_id, self.hook.vendor
+            )
+            return None
         if state.phase.is_terminal and not state.phase.is_successful:
             self.log.info("earlier job %s ended %s: submitting anew", job_id, state.raw_status)
             return None

@@ -18,7 +18,7 @@ import httpx
 
 from compliance_exports.core.auth import OAuth2ClientCredentials
 from compliance_exports.core.errors import ExportValidationError, FatalError
-from compliance_exports.core.hooks import ExportHook, extra_flag
+from compliance_exports.core.hooks import ExportHook, ExportNotFoundError, extra_flag
 from compliance_exports.core.http import ApiCall, check_base_url
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 
@@ -92,7 +92,7 @@ class SailPointHook(ExportHook):
     def state_of(self, job_id: str, response: httpx.Response) -> ExportState:
         body = self.json_of(response, f"sailpoint report {job_id} result")
         if not body:
-            raise FatalError(f"sailpoint knows no report task {job_id}")
+            raise ExportNotFoundError(f"sailpoint knows no report task {job_id}")
         raw = str(body.get("status") or RUNNING)
         return ExportState(
             job_id=job_id,
