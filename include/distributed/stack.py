@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import psutil
 
 VENDOR_POOLS: dict[str, int] = {"oleria": 4, "veza": 4, "sailpoint": 4, "maxsight": 4}
 """Default slots per vendor pool; the pools count deferred tasks (include_deferred)."""
@@ -47,6 +48,8 @@ DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 CLAIM_KEY = "compliance-exports:distributed-stack"
 HEALTHY = "healthy"
+KILL_GRACE = 10.0  # seconds a SIGKILLed group may take to disappear
+START_TIME_TOLERANCE = 0.05  # seconds; /proc start times tick at 1/100 s
 
 
 class StackError(RuntimeError):
@@ -70,6 +73,7 @@ class StackState:
     worker_concurrency: int = 4
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, int] = field(default_factory=dict)  # component -> pid == pgid
+    started: dict[str, float] = field(default_factory=dict)  # component -> leader create time
     secrets: dict[str, str] = field(default_factory=dict)  # shared by every process
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -116,14 +120,33 @@ def port_is_free(port: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process (zombies included) belongs to process group ``pgid``."""
+    """True while process group ``pgid`` has a live (non-zombie) process."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return any(_is_live(process) for process in group_members(pgid))
+
+
+def _is_live(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The processes of process group ``pgid``."""
+    members = []
+    for process in psutil.process_iter():
+        with suppress(ProcessLookupError, psutil.Error):
+            if os.getpgid(process.pid) == pgid:
+                members.append(process)
+    return members
 
 
 def _new_fernet_key() -> str:
@@ -183,6 +206,7 @@ class DistributedStack:
         )
         self._popen: dict[str, subprocess.Popen[bytes]] = {}
         self._token: str | None = None
+        self.state_file: Path | None = None
         self._database_created = False
 
     # -- identity -------------------------------------------------------------------
@@ -322,6 +346,8 @@ class DistributedStack:
             )
         self._popen[component] = process
         self.state.processes[component] = process.pid
+        self.state.started[component] = psutil.Process(process.pid).create_time()
+        self._persist()
 
     def _command(self, component: str) -> list[str]:
         if component.startswith("worker-"):
@@ -348,12 +374,21 @@ class DistributedStack:
         for component in running:
             self._signal(component, signal.SIGTERM)
         deadline = time.monotonic() + timeout
+        survivors = []
         for component in running:
-            self._wait_gone(component, max(0.0, deadline - time.monotonic()))
-        self.state.processes.clear()
+            try:
+                self._wait_gone(component, max(0.0, deadline - time.monotonic()))
+            except StackError as exc:
+                survivors.append(str(exc))
         self._release_redis_db()
         self._drop_database()
         self._token = None
+        if survivors:
+            raise StackError("; ".join(survivors))
+        self.state.processes.clear()
+        self.state.started.clear()
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
 
     def kill(self, component: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Send ``sig`` to the whole process group of one component."""
@@ -371,11 +406,33 @@ class DistributedStack:
         self._spawn(component)
 
     def is_running(self, component: str) -> bool:
+        """True while the component's process group has a live process of this stack."""
         pgid = self.state.processes.get(component)
         if pgid is None:
             return False
         self._reap(component)
-        return group_alive(pgid)
+        if not group_alive(pgid):
+            return False
+        return component in self._popen or self._owns_group(component, pgid)
+
+    def _owns_group(self, component: str, pgid: int) -> bool:
+        """For a stack started by another process: is ``pgid`` still the group we started?
+
+        Guards ``down`` against a recorded id reused by an unrelated group (after a
+        reboot, say). The leader must have the recorded start time; without a leader,
+        (its orphans keep the group, and so its id, alive) members must be younger.
+        """
+        started = self.state.started.get(component)
+        if started is None:
+            return False
+        try:
+            return abs(psutil.Process(pgid).create_time() - started) < START_TIME_TOLERANCE
+        except psutil.NoSuchProcess:
+            pass
+        with suppress(psutil.Error):
+            members = group_members(pgid)
+            return any(m.create_time() >= started - START_TIME_TOLERANCE for m in members)
+        return False
 
     def _check_component(self, component: str) -> None:
         if component not in self.components:
@@ -404,10 +461,15 @@ class DistributedStack:
             time.sleep(0.2)
         if self.is_running(component):
             self._signal(component, signal.SIGKILL)
+            deadline = time.monotonic() + KILL_GRACE
             while self.is_running(component):
+                if time.monotonic() > deadline:
+                    raise StackError(f"{component} survives SIGKILL (uninterruptible sleep?)")
                 time.sleep(0.1)
         self.state.processes.pop(component, None)
+        self.state.started.pop(component, None)
         self._popen.pop(component, None)
+        self._persist()
 
     # -- backing services ---------------------------------------------------------------
 
@@ -560,11 +622,22 @@ class DistributedStack:
     # -- persistence for the CLI ---------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        self.state.save(path)
+        """Record the stack in ``path`` and keep that file current from now on.
+
+        Restarts rewrite it; a complete stop deletes it (a state file always describes
+        a stack that may be running).
+        """
+        self.state_file = path
+        self._persist()
+
+    def _persist(self) -> None:
+        if self.state_file is not None:
+            self.state.save(self.state_file)
 
     @classmethod
-    def attach(cls, state: StackState) -> DistributedStack:
-        """A handle on a stack started by another process (to query or stop it)."""
+    def attach(cls, state_file: Path) -> DistributedStack:
+        """A handle on the stack recorded in ``state_file`` by another process."""
+        state = StackState.load(state_file)
         stack = cls(
             dags_folder=state.dags_folder,
             plugins_folder=state.plugins_folder,
@@ -572,6 +645,7 @@ class DistributedStack:
             workers=state.workers,
         )
         stack.state = state
+        stack.state_file = state_file
         stack._database_created = True
         return stack
 

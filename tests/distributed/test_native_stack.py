@@ -1,7 +1,9 @@
 """The production topology run natively: PostgreSQL + Redis + CeleryExecutor.
 
-One stack for the whole module (it costs ~1.8 GiB and a minute of CPU to start). The
-tests run in file order; the last one stops the stack and checks nothing is left.
+One stack for the whole module (it costs ~1.8 GiB and a minute of CPU to start),
+started with ``python -m include.distributed up`` and driven through the Python API
+(``DistributedStack.attach``). The tests run in file order; the last one stops the
+stack with ``down`` and checks nothing is left.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ from include.distributed import VENDOR_POOLS, DistributedStack
 from include.distributed.stack import group_alive, port_is_free
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 DAG_ID = "stack_probe"
 TASK_ID = "wait_for_signal"
 PROBE_POOL = "veza"
@@ -47,21 +52,40 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_TIMEOUT)
     pytest.fail(f"gave up waiting for {what}")
 
 
+def cli(state_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m include.distributed --state <file> <args>``, as a user runs it."""
+    command = [sys.executable, "-m", "include.distributed", "--state", str(state_file), *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributedStack]:
+def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("native-stack-state") / "distributed.json"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, state_file: Path) -> Iterator[DistributedStack]:
+    """The stack started by `python -m include.distributed up`, driven through the Python API."""
     for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
         if not reachable("127.0.0.1", port):
             pytest.skip(f"{name} is not listening on 127.0.0.1:{port}")
     home = tmp_path_factory.mktemp("native-stack")
-    native = DistributedStack(
-        dags_folder=HERE / "dags",
-        plugins_folder=HERE / "plugins",
-        home=home,
+    up = cli(
+        state_file,
+        "up",
+        f"--home={home}",
+        f"--dags-folder={HERE / 'dags'}",
+        f"--plugins-folder={HERE / 'plugins'}",
         # A dead triggerer's triggers move after this many seconds without heartbeat.
-        extra_env={"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15"},
+        "--env=AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD=15",
     )
-    with native:
+    assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
+    native = DistributedStack.attach(state_file)
+    try:
         yield native
+    finally:
+        cli(state_file, "down")
+        native.stop()  # no-op after `down`; stops what a failed `down` left
 
 
 @pytest.fixture(scope="module")
@@ -203,13 +227,27 @@ def test_killed_triggerer_is_replaced_and_the_task_completes(
     assert ti["try_number"] == 1, "the task was retried instead of resumed"
 
 
-def test_stop_leaves_no_process_no_port_no_database(stack: DistributedStack) -> None:
+def test_status_command_reports_every_component_healthy(
+    stack: DistributedStack, state_file: Path
+) -> None:
+    status = cli(state_file, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "healthy" in status.stdout.splitlines()[-1]
+    for component in stack.components:
+        assert f"{component} " in status.stdout
+
+
+def test_down_leaves_no_process_no_port_no_database(
+    stack: DistributedStack, state_file: Path
+) -> None:
     groups = dict(stack.state.processes)
     ports = dict(stack.state.ports)
     redis_db = stack.state.redis_db
 
-    stack.stop()
+    down = cli(state_file, "down")
 
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not state_file.exists()
     assert [name for name, pgid in groups.items() if group_alive(pgid)] == []
     assert [name for name, port in ports.items() if not port_is_free(port)] == []
     assert not stack.database_exists()
