@@ -407,6 +407,23 @@ class Dataset:
         row.header, row.cells = self.header, cells
         return row
 
+    def csv_chunks(self, seed: int, count: int, *, variant: str = "") -> Iterator[bytes]:
+        """The whole table as CSV (the fast path of an unfiltered, unsorted export)."""
+        key = self.key(seed, variant)
+        if count < 0:
+            raise ValueError(f"row count must be >= 0, got {count}")
+        return csv_cell_chunks(self.header, (self._cells(key, index) for index in range(count)))
+
+    def _cells(self, key: int, index: int) -> list[str]:
+        if not self.cycle:
+            return rendered(self.build(RowRandom(key, index), index), self.header)
+        cells = list(_cached_body(self, key, index % self.cycle)[1])
+        if self.per_row is not None:
+            unique = self.per_row(RowRandom(key ^ _PER_ROW_SALT, index), index)
+            for name, value in unique.items():
+                cells[self.positions[name]] = render_value(value)
+        return cells
+
     def rows(self, seed: int, count: int, *, start: int = 0, variant: str = "") -> Iterator[Row]:
         """Rows ``start .. count-1``, generated one at a time."""
         if count < 0:
@@ -812,17 +829,33 @@ def csv_chunks(
 
     ``on_row`` is called once per data row written (simulators count rows with it).
     """
+    header = tuple(header)
+    cells = (_cells_of(row, header) for row in rows)
+    return csv_cell_chunks(header, cells, chunk_bytes=chunk_bytes, bom=bom, on_row=on_row)
+
+
+def _cells_of(row: Mapping[str, Any], header: tuple[str, ...]) -> Sequence[str]:
+    if type(row) is DatasetRow and (row.header is header or row.header == header):
+        return row.cells
+    return rendered(row, header)
+
+
+def csv_cell_chunks(
+    header: Sequence[str],
+    cell_rows: Iterable[Sequence[str]],
+    *,
+    chunk_bytes: int = CSV_CHUNK_BYTES,
+    bom: bool = False,
+    on_row: Callable[[], None] | None = None,
+) -> Iterator[bytes]:
+    """:func:`csv_chunks` for rows already rendered as text cells."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if bom:
         buffer.write("\ufeff")
-    header = tuple(header)
     writer.writerow(header)
-    for row in rows:
-        if type(row) is DatasetRow and (row.header is header or row.header == header):
-            writer.writerow(row.cells)
-        else:
-            writer.writerow(rendered(row, header))
+    for cells in cell_rows:
+        writer.writerow(cells)
         if on_row is not None:
             on_row()
         if buffer.tell() >= chunk_bytes:

@@ -144,6 +144,11 @@ class TestCsv:
         assert len(parsed) == 501
         assert parsed[1:] == [[render_value(row[name]) for name in dataset.header] for row in rows]
 
+    @pytest.mark.parametrize("dataset", DATASETS, ids=lambda d: d.name)
+    def test_whole_table_fast_path_gives_the_same_bytes(self, dataset: Dataset) -> None:
+        fast = b"".join(dataset.csv_chunks(3, 5000, variant="v"))
+        assert fast == b"".join(csv_chunks(dataset.header, dataset.rows(3, 5000, variant="v")))
+
     def test_chunks_are_bounded_and_crlf_terminated(self) -> None:
         chunks = list(
             csv_chunks(OLERIA_IDENTITIES.header, OLERIA_IDENTITIES.rows(1, 3000), chunk_bytes=4096)
