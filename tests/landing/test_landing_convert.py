@@ -19,7 +19,7 @@ from compliance_exports.landing.convert import (
     write_rejected_rows,
 )
 from compliance_exports.landing.errors import BadRowError, LandingError, TooManyRejectedRowsError
-from compliance_exports.landing.parquet import ParquetOptions
+from compliance_exports.landing.parquet import ParquetOptions, PartWriter, WrittenPart
 from compliance_exports.landing.schema import DatasetSchema
 from compliance_exports.landing.sources import RawFormat
 from tests.landing.conftest import WriteFile
@@ -126,6 +126,26 @@ class TestCsvValues:
         schema = DatasetSchema.from_mapping({"source.name": "string"})
         table = read_parts(_convert(write_file("veza.csv", csv), schema))
         assert table.column_names == ["source.name", "Display Name"]
+
+
+class TestTimestampReadTypes:
+    def test_naive_timestamps_stay_on_the_fast_path(self, write_file: WriteFile) -> None:
+        csv = b"id,seen_at\n1,2026-11-20 10:00:00\n2,2026-11-20T11:00:00.5\n"
+        result = _convert(write_file("naive.csv", csv))
+        assert result.fast_path
+        assert read_parts(result).column("seen_at").to_pylist() == [
+            dt.datetime(2026, 11, 20, 10, tzinfo=UTC),
+            dt.datetime(2026, 11, 20, 11, 0, 0, 500000, tzinfo=UTC),
+        ]
+
+    def test_a_wrong_guess_from_the_first_rows_is_corrected(self, write_file: WriteFile) -> None:
+        zoned = "".join(f"{i},2026-11-20T10:00:00Z\n" for i in range(5000))
+        csv = f"id,seen_at\n{zoned}5000,2026-11-20 11:00:00\n".encode()
+        result = _convert(write_file("late.csv", csv))
+        assert not result.fast_path
+        stamps = read_parts(result).column("seen_at").to_pylist()
+        assert len(stamps) == 5001
+        assert stamps[-1] == dt.datetime(2026, 11, 20, 11, tzinfo=UTC)
 
 
 class TestBadInput:
@@ -247,6 +267,24 @@ class TestParquetLayout:
         assert "RLE_DICTIONARY" not in ident.encodings
         assert ident.statistics.min == "000000"
         assert read_parts(result).num_rows == 2500
+
+    def test_writer_thread_errors_reach_the_caller(self, tmp_path: Path) -> None:
+        schema = pa.schema([("id", pa.string())])
+
+        def refuse(part: WrittenPart) -> None:
+            raise OSError(f"disk full after {part.path.name}")
+
+        writer = PartWriter(
+            tmp_path, schema, ParquetOptions(row_group_rows=1, rows_per_part=1), refuse
+        )
+        batch = pa.record_batch([pa.array(["a", "b"])], schema=schema)
+
+        def write_all() -> None:
+            writer.write(batch)
+            writer.close()
+
+        with pytest.raises(OSError, match=r"disk full after part-00000\.parquet"):
+            write_all()
 
 
 class TestZipAndXlsx:

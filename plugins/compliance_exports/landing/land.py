@@ -12,7 +12,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ def land_raw_object(
     max_rejected_rows: int = 10_000,
     data_interval: Mapping[str, str] | None = None,
     parquet: ParquetOptions | None = None,
+    evidence: Sequence[Mapping[str, Any]] = (),
 ) -> LandingResult:
     """Convert ``raw`` (a fetch step's RawObject dict) to Parquet and publish the partition.
 
@@ -105,6 +106,7 @@ def land_raw_object(
         converted = convert_file(local, raw_format, declared, Path(work) / "parts", options)
         timings["convert_s"] = converted.seconds
         landing = _Landing(store, partition, raw, raw_format, converted, options, data_interval)
+        landing.evidence = [dict(item) for item in evidence]
         return landing.publish(Path(work), timings, started)
 
 
@@ -163,6 +165,7 @@ class _Landing:
         self.converted = converted
         self.options = options
         self.data_interval = dict(data_interval) if data_interval else day_interval(partition.day)
+        self.evidence: list[dict[str, Any]] = []
         self.run_token = new_run_token()
         self.publisher = PartitionPublisher(store, partition, self.run_token)
 
@@ -239,5 +242,6 @@ class _Landing:
                 "fast_path": converted.fast_path,
             },
             "timings": timings,
+            "evidence": self.evidence,
             "producer": {"name": "compliance-exports", "version": __version__},
         }

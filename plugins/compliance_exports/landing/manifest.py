@@ -61,6 +61,7 @@ class Manifest(TypedDict):
     rejected: RejectedEntry
     parquet: dict[str, object]
     timings: dict[str, float]
+    evidence: list[dict[str, Any]]  # other originals of the partition, e.g. audit PDFs
     producer: dict[str, str]
 
 
