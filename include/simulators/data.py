@@ -12,13 +12,20 @@ same seed gives the same bytes, whatever the row count:
   with leading zeros, values with commas and double quotes, a few embedded newlines,
   unicode names, blank cells, timestamps with and without milliseconds;
 * :func:`select_rows` filters while streaming, :func:`ordered_rows` sorts through a
-  key-only index (see its docstring for the memory it takes), :func:`count_rows`
-  states how many rows an export holds after its filter;
-* :func:`csv_chunks` renders rows as CSV byte chunks of bounded size.
+  key-only index (bounded: at most ``SORT_INDEX_LIMIT`` matching rows, see its
+  docstring), :func:`count_rows` states how many rows an export holds after its filter;
+* :func:`csv_chunks` renders rows as CSV byte chunks of bounded size;
+  :meth:`Dataset.csv_chunks` is the faster path for a whole, unfiltered table;
+* :func:`download_response` streams a file body with the ``truncate`` and
+  ``drop_connection`` faults and single byte ranges.
 
 Row values are typed (``str``, ``int``, ``float``, ``bool``, timezone-aware
 ``datetime``, ``None`` for a blank cell) so filters compare them as the vendor would;
 :func:`render_value` is the one place they become text.
+
+Speed: a cycled dataset (``Dataset.cycle``) costs a few microseconds a row on an idle
+core (about 17 s for a million Oleria rows through HTTP on the shared 2-core machine
+under load); a fully built row (``cycle=0``) costs several times more.
 """
 
 from __future__ import annotations
