@@ -883,11 +883,13 @@ class DownloadCut(ConnectionError):
 class _QuietCuts(logging.Filter):
     """Keep the server log free of the tracebacks our own download faults cause."""
 
+    SHORT_BODY = ("Too little data for declared", "Response content shorter than Content-Length")
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, DownloadCut):
             return False
-        return not (error is not None and "Too little data for declared" in str(error))
+        return not (error is not None and any(text in str(error) for text in self.SHORT_BODY))
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
