@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 import yaml
 
 from include.distributed import VENDOR_POOLS
+from include.distributed.stack import port_is_free
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
@@ -230,6 +236,95 @@ class TestComposeFile:
         args = svc["command"]
         assert args[args.index("--host") + 1] == "0.0.0.0"
         assert args[args.index("--port-base") + 1] == "18000"
+
+
+def free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports."""
+    for _ in range(200):
+        base = random.randrange(30000, 60000 - size)
+        if all(port_is_free(base + offset) for offset in range(size)):
+            return base
+    raise RuntimeError(f"no {size} consecutive free ports")
+
+
+class TestSimulatorsService:
+    """Runs the simulators service's command (on free ports) and checks the connections."""
+
+    COMPOSE_BASE = 18000
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def simulators(
+        cls, config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        svc = service(config, "simulators")
+        args = list(svc["command"])
+        assert int(args[args.index("--port-base") + 1]) == cls.COMPOSE_BASE
+        base = free_port_block(5)
+        args[args.index("--port-base") + 1] = str(base)
+        state_file = tmp_path_factory.mktemp("simulators") / "state.json"
+        module = svc["entrypoint"][1:]  # ["-m", "include.simulators"]
+        command = [sys.executable, *module, *args, "--state-file", str(state_file)]
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not state_file.exists():
+                assert process.poll() is None, "the simulators command exited"
+                assert time.monotonic() < deadline, "the simulators did not come up"
+                time.sleep(0.2)
+            yield base, json.loads(state_file.read_text())
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    def to_compose_port(self, url: str, base: int) -> str:
+        parts = urlsplit(url)
+        assert parts.port is not None
+        port = parts.port - base + self.COMPOSE_BASE
+        return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+    @pytest.mark.parametrize("vendor", VENDORS)
+    def test_connection_matches_what_the_simulator_accepts(
+        self, config: dict[str, Any], simulators: tuple[int, dict[str, Any]], vendor: str
+    ) -> None:
+        base, state = simulators
+        expected = state[vendor]["connection"]
+        actual = connection(config, f"{vendor}_default")
+        assert actual["host"] == self.to_compose_port(expected["host"], base)
+        assert (actual.get("login") or None) == (expected.get("login") or None)
+        assert actual["password"] == expected["password"]
+        extra = {k: v for k, v in actual["extra"].items() if k != "allow_insecure_http"}
+        assert extra == {
+            k: self.to_compose_port(v, base) if k.endswith("_url") else v
+            for k, v in expected["extra"].items()
+        }
+
+    def test_every_origin_is_published_and_advertised_by_service_name(
+        self, config: dict[str, Any], simulators: tuple[int, dict[str, Any]]
+    ) -> None:
+        base, state = simulators
+        published = service(config, "simulators")["ports"]
+        targets = set()
+        for port in published:
+            target = str(port["target"] if isinstance(port, dict) else port.split(":")[-1])
+            first, _, last = target.partition("-")
+            targets |= set(range(int(first), int(last or first) + 1))
+        for info in state.values():
+            for origin in info["origins"]:
+                compose_origin = urlsplit(self.to_compose_port(origin, base))
+                assert compose_origin.hostname == "simulators"
+                assert compose_origin.port in targets
+
+    def test_healthcheck_url_answers(
+        self, config: dict[str, Any], simulators: tuple[int, dict[str, Any]]
+    ) -> None:
+        base, _ = simulators
+        probe = " ".join(service(config, "simulators")["healthcheck"]["test"])
+        found = re.search(r"http://localhost:(\d+)(/[\w/]+)", probe)
+        assert found, probe
+        port = int(found.group(1)) - self.COMPOSE_BASE + base
+        response = httpx.get(f"http://127.0.0.1:{port}{found.group(2)}", timeout=10)
+        assert response.status_code == 200
 
 
 class TestInitJob:
