@@ -53,7 +53,7 @@ faults (--fault VENDOR:KIND[:FIELD=VALUE,...], repeatable):
 
 examples:
   python -m include.simulators --vendor veza --port-base 0 --set veza.rows=1000000
-  python -m include.simulators --host 0.0.0.0 --advertise-host simulators \
+  python -m include.simulators --host 0.0.0.0 --advertise-host simulators \\
       --state-file /tmp/simulators.json
 """
 
