@@ -651,8 +651,16 @@ class DistributedStack:
 
 
 def _inherited_env() -> dict[str, str]:
-    """This process' environment without any Airflow setting (the stack sets its own)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    """This process' environment without Airflow configuration (the stack sets its own).
+
+    ``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_*`` pass through: connections exported in the
+    shell (``python -m include.simulators`` prints them) reach every process.
+    """
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW__", "AIRFLOW_HOME", "AIRFLOW_CONFIG"))
+    }
 
 
 def _monitor_problems(response: httpx.Response) -> list[str]:

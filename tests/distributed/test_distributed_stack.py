@@ -65,11 +65,22 @@ class TestEnvironment:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "True")
-        monkeypatch.setenv("AIRFLOW_CONN_SOMETHING", "{}")
+        monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "3")
+        monkeypatch.setenv("AIRFLOW_CONFIG", "/elsewhere/airflow.cfg")
         env = make_stack(tmp_path).env
-        assert "AIRFLOW_CONN_SOMETHING" not in env
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+        assert "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT" not in env
+        assert "AIRFLOW_CONFIG" not in env
         assert env["AIRFLOW_HOME"] == str((tmp_path / "home").resolve())
+
+    def test_connections_and_variables_pass_through(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AIRFLOW_CONN_VEZA_DEFAULT", '{"conn_type": "veza"}')
+        monkeypatch.setenv("AIRFLOW_VAR_LAKE_BUCKET", "compliance-lake")
+        env = make_stack(tmp_path).env
+        assert env["AIRFLOW_CONN_VEZA_DEFAULT"] == '{"conn_type": "veza"}'
+        assert env["AIRFLOW_VAR_LAKE_BUCKET"] == "compliance-lake"
 
     def test_extra_env_wins(self, tmp_path: Path) -> None:
         extra = {"AIRFLOW__CORE__PARALLELISM": "3", "AIRFLOW_CONN_X": "{}"}
