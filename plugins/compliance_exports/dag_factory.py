@@ -357,16 +357,17 @@ def _validate_dry_run(entry: ExportEntry, items: Sequence[Mapping[str, Any]]) ->
         log.info("dry run: %s dt=%s would be exported", entry.name, item["day"])
 
 
-def _land_task(entry: ExportEntry) -> Any:
+def _land_task(entry: ExportEntry, trigger_rule: str = "all_success") -> Any:
     asset = Asset(entry.asset_uri, extra={"vendor": entry.vendor.value, "dataset": entry.dataset})
 
-    @task(task_id="land", outlets=[asset], **task_defaults(entry))
+    @task(task_id="land", outlets=[asset], trigger_rule=trigger_rule, **task_defaults(entry))
     def land(
         raw: dict[str, Any], item: dict[str, Any], request: dict[str, Any], **context: Any
     ) -> dict[str, Any]:
-        from compliance_exports.pipeline import land_export
+        from compliance_exports.pipeline import land_export, landed_pdfs
 
-        result = dict(land_export(entry, raw, item, request))
+        pdfs = landed_pdfs(context["ti"], f"{entry.name}.fetch_pdfs", item["day"])
+        result = dict(land_export(entry, raw, item, request, evidence=pdfs))
         context["outlet_events"][asset].extra = {
             "rows": result.get("rows"),
             "manifest": result.get("manifest_uri"),
@@ -409,20 +410,53 @@ def _job_group(entry: ExportEntry, items: Any) -> None:
 
 def _audit_group(entry: ExportEntry, items: Any) -> None:
     spec = VENDOR_SPECS[entry.vendor]
+    query = spec.static_kwargs(entry)
+    common = {"conn_id": entry.conn_id, "pool": entry.pool, **task_defaults(entry)}
+    # The CSV is both the Parquet source and the event count that plans the PDFs: it is
+    # always asked in UTC and English so its timestamps are machine-readable ISO-8601.
     fetch_csv = (
         spec.fetch()
         .partial(
             task_id="fetch_csv",
-            conn_id=entry.conn_id,
-            pool=entry.pool,
-            **task_defaults(entry),
+            **common,
+            **{**query, "timezone": "UTC", "locale": "en"},
             file_type="csv",
-            **spec.static_kwargs(entry),
             **_lake_kwargs(entry),
         )
         .expand_kwargs(items.map(_audit_fetch_kwargs))
     )
-    _land_task(entry).expand_kwargs(fetch_csv.output.zip(items).map(_land_kwargs))
+    land = _land_task(entry, trigger_rule="none_failed").expand_kwargs(
+        fetch_csv.output.zip(items).map(_land_kwargs)
+    )
+    if "pdf" in entry.params.get("file_types", ["csv"]):
+        from compliance_exports.vendors.maxsight.pdfs import MaxsightAuditPdfsToS3Operator
+
+        windows = _plan_pdf_windows_task(entry)(fetch_csv.output, items)
+        pdfs = MaxsightAuditPdfsToS3Operator.partial(
+            task_id="fetch_pdfs", **common, **query, **_lake_kwargs(entry)
+        ).expand_kwargs(windows.map(_pdf_batch_kwargs))
+        pdfs >> land
+
+
+def _pdf_batch_kwargs(batch: Mapping[str, Any]) -> dict[str, Any]:
+    return {"windows": list(batch["windows"]), "day": batch["day"]}
+
+
+def _plan_pdf_windows_task(entry: ExportEntry) -> Any:
+    @task(task_id="plan_pdf_windows", **task_defaults(entry))
+    def plan_pdf_windows(
+        csvs: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]], **context: Any
+    ) -> list[dict[str, Any]]:
+        """Count each day's events from its CSV (in S3) and plan PDF windows under the limit."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from compliance_exports.pipeline import plan_audit_pdfs
+
+        if not (context.get("params") or {}).get("audit_pdfs", True):
+            raise AirflowSkipException("audit PDFs were switched off for this run")
+        return plan_audit_pdfs(entry, list(csvs), list(items))
+
+    return plan_pdf_windows
 
 
 def _lake_kwargs(entry: ExportEntry) -> dict[str, Any]:

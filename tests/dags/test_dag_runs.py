@@ -100,3 +100,16 @@ def test_nightly_dag_lands_every_export(
         declared = {c["name"]: c["type"] for c in manifest["schema"]}
         for column, type_name in entry.schema.items():
             assert declared[column] == type_name, column
+        if "pdf" in entry.params.get("file_types", []):
+            _check_audit_pdfs(s3, manifest, entry)
+
+
+def _check_audit_pdfs(s3: Any, manifest: dict[str, Any], entry: ExportEntry) -> None:
+    """Every audit event of the day is in exactly one archived PDF within the limit."""
+    pdfs = [e for e in manifest["evidence"] if e["kind"] == "pdf"]
+    assert pdfs, "the audit export archives PDFs"
+    assert sum(p["expected_events"] for p in pdfs) == manifest["rows"]
+    limit = entry.params["window_limit"] - entry.params["window_margin"]
+    for pdf in pdfs:
+        assert pdf["expected_events"] <= limit
+        assert s3.read(pdf["key"]).startswith(b"%PDF-")
