@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 MB = 1024 * 1024
+UPLOAD_CONCURRENCY = 4
 SSE_MODES = ("AES256", "aws:kms")
 _EXTENSIONS = {
     "text/csv": ".csv",
@@ -320,8 +321,10 @@ class ExportFetchOperator(BaseOperator):
         config = TransferConfig(
             multipart_threshold=self.multipart_chunksize,
             multipart_chunksize=self.multipart_chunksize,
-            max_concurrency=4,
+            max_concurrency=UPLOAD_CONCURRENCY,
         )
+        # memory bound: at most this many parts are buffered at once, whatever the size
+        config.max_in_memory_upload_chunks = UPLOAD_CONCURRENCY + 1
         client.upload_fileobj(
             reader, self.bucket, key, ExtraArgs=self.extra_args(download), Config=config
         )
