@@ -104,6 +104,19 @@ def test_expired_export_is_exported_again_once(
     assert posts(veza) == 2
 
 
+def test_export_expiring_between_check_and_download_is_exported_again(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    submission = submit(context)
+    wait(context, submission["job_id"])
+    arm(veza, kind="veza_expired", count=1, path=":download$")
+    raw = fetch(context, submission, s3)
+    assert raw["job_id"] != submission["job_id"]
+    assert s3.read(raw["key"])
+    downloads = [r["status"] for r in requests_seen(veza, ":download")]
+    assert downloads == [400, 200]
+
+
 def test_retried_submit_reattaches_to_the_finished_export(
     veza: RunningSimulator, context: dict[str, Any]
 ) -> None:

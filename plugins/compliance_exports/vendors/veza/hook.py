@@ -15,7 +15,7 @@ import httpx
 from compliance_exports.core.auth import BearerKey
 from compliance_exports.core.errors import FatalError
 from compliance_exports.core.hooks import ExportHook
-from compliance_exports.core.http import ApiCall
+from compliance_exports.core.http import ApiCall, VendorResponseError
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 from compliance_exports.vendors.veza.validation import FILE_EXTENSIONS, STATUS_PREFIX
 
@@ -106,6 +106,10 @@ class VezaHook(ExportHook):
         except ValueError:
             return response.text[:300].strip()
         return _rpc_text(body) if isinstance(body, dict) else str(body)[:300]
+
+    def is_expired_link(self, error: VendorResponseError) -> bool:
+        """The file went away between the status check and the download (EXPIRED)."""
+        return error.status_code in (400, 412) and "FAILED_PRECONDITION" in error.vendor_message
 
     def _value(self, response: httpx.Response, what: str) -> dict[str, Any]:
         body = self.json_of(response, what)
