@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pg-dsn", default=DEFAULT_PG_DSN, help="any database of the server")
     up.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="without a db number")
     up.add_argument(
+        "--timeout", type=float, default=480.0, help="seconds to wait for health (default 480)"
+    )
+    up.add_argument(
         "--env",
         action="append",
         default=[],
@@ -88,6 +91,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         redis_url=args.redis_url,
         username=args.username,
         password=args.password,
+        ready_timeout=args.timeout,
     )
     print(f"starting {', '.join(stack.components)} (logs: {stack.log_dir})", flush=True)
     stack.start()

@@ -180,7 +180,7 @@ class DistributedStack:
         redis_url: str = DEFAULT_REDIS_URL,
         username: str = "admin",
         password: str | None = None,
-        ready_timeout: float = 300.0,
+        ready_timeout: float = 480.0,
     ) -> None:
         if workers < 1:
             raise ValueError("a Celery stack needs at least one worker")
