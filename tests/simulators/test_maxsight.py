@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from compliance_exports.vendors.maxsight.query import METADATA_KEYS
@@ -101,12 +103,18 @@ def maxsight() -> Iterator[RunningSimulator]:
     sim.stop()
 
 
-@pytest.fixture
-def auditor(maxsight: RunningSimulator) -> Iterator[Auditor]:
+@pytest.fixture(scope="module")
+def shared_auditor(maxsight: RunningSimulator) -> Iterator[Auditor]:
     client = Auditor(maxsight)
     yield client
-    client.admin.delete("/_sim/faults")
     client.close()
+
+
+@pytest.fixture
+def auditor(shared_auditor: Auditor) -> Iterator[Auditor]:
+    """The module's client; faults disarmed after each test."""
+    yield shared_auditor
+    shared_auditor.admin.delete("/_sim/faults")
 
 
 @pytest.fixture
@@ -246,6 +254,33 @@ class TestRange:
         )
 
         assert paris == utc
+
+
+@pytest.fixture(scope="module")
+def every_instant(shared_auditor: Auditor) -> list[dt.datetime]:
+    """The instants of all events of the module's store, from a full CSV export."""
+    return [instant(row["timestamp"]) for row in shared_auditor.rows()]
+
+
+class TestRangeProperty:
+    """Against the whole store as ground truth: any [start, end] selects exactly its events."""
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def test_any_range(
+        self, shared_auditor: Auditor, every_instant: list[dt.datetime], data: st.DataObject
+    ) -> None:
+        ms = dt.timedelta(milliseconds=1)
+        first = data.draw(st.integers(0, len(every_instant) - 1))
+        last = data.draw(st.integers(first, min(first + 40, len(every_instant) - 1)))
+        start = every_instant[first] + data.draw(st.sampled_from([-ms, 0 * ms, ms]))
+        end = max(start, every_instant[last] + data.draw(st.sampled_from([-ms, 0 * ms, ms])))
+
+        rows = shared_auditor.rows({"range_start": api_time(start), "range_end": api_time(end)})
+
+        assert [instant(r["timestamp"]) for r in rows] == [
+            t for t in every_instant if start <= t <= end
+        ]
 
 
 class TestFilters:

@@ -110,17 +110,24 @@ def sailpoint() -> Iterator[RunningSimulator]:
     sim.stop()
 
 
-@pytest.fixture
-def tenant(sailpoint: RunningSimulator) -> Iterator[Tenant]:
+@pytest.fixture(scope="module")
+def shared_tenant(sailpoint: RunningSimulator) -> Iterator[Tenant]:
     client = Tenant(sailpoint)
     yield client
-    client.admin.delete("/_sim/faults")
-    client.configure(
+    client.close()
+
+
+@pytest.fixture
+def tenant(shared_tenant: Tenant) -> Iterator[Tenant]:
+    """The module's client with a fresh token (its own rate budget); reset after the test."""
+    shared_tenant.headers = {"Authorization": f"Bearer {shared_tenant.token()}"}
+    yield shared_tenant
+    shared_tenant.admin.delete("/_sim/faults")
+    shared_tenant.configure(
         latency=LATENCY, running_result_status="absent", task_type="QUARTZ", rows=ROWS,
         file_before_done_status=400, healthy_completion="SUCCESS", forbidden_report_types=[],
         rows_by_report={}, latency_by_report={},
     )  # fmt: skip
-    client.close()
 
 
 @pytest.fixture
