@@ -9,6 +9,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.core.fetch import TruncatedDownloadError
 from compliance_exports.vendors.oleria.operators import (
     OleriaDownloadOperator,
     OleriaDownloadToS3Operator,
@@ -160,6 +161,22 @@ def test_broken_download_is_retried_from_the_start_and_never_half_published(
         assert raw["size"] == len(s3.read(raw["key"]))
     finally:
         configure(oleria, rows=40)
+
+
+def test_multipart_upload_cut_mid_body_is_aborted_not_published(
+    oleria: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    configure(oleria, rows=45_000)  # ~7.5 MB: more than one 5 MB part
+    try:
+        submission = submit(context)
+        wait(context, submission["job_id"])
+        arm(oleria, kind="truncate", count=3, after_bytes=6 * 1024 * 1024)
+        with pytest.raises(TruncatedDownloadError):
+            fetch(context, submission, s3)
+    finally:
+        configure(oleria, rows=40)
+    assert s3.keys() == []
+    assert s3.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
 
 
 def test_trigger_recreated_mid_wait_resumes_the_same_job(

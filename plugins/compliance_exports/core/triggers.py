@@ -17,6 +17,7 @@ never blocks the event loop, and yields exactly one terminal :class:`ExportEvent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -81,7 +82,8 @@ class ExportStatusTrigger(BaseTrigger):
         except Exception as exc:
             event = self._event("error", f"{type(exc).__name__}: {exc}")
         finally:
-            await hook.aclose()
+            with contextlib.suppress(Exception):
+                await hook.aclose()
         yield TriggerEvent(dict(event))
 
     async def _watch(self, hook: ExportHook) -> ExportEvent:
