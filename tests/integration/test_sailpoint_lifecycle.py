@@ -9,7 +9,7 @@ import zipfile
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
 from compliance_exports.vendors.sailpoint.hook import SailPointHook
@@ -21,7 +21,14 @@ from compliance_exports.vendors.sailpoint.sensors import SailPointReportSensor
 from compliance_exports.vendors.sailpoint.triggers import SailPointReportTrigger
 from include.simulators import RunningSimulator
 from tests.conftest import LocalS3
-from tests.integration.conftest import arm, requests_seen, run_sensor, use_connection
+from tests.integration.conftest import (
+    arm,
+    configure,
+    requests_seen,
+    run_sensor,
+    run_trigger,
+    use_connection,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,15 +108,47 @@ def test_failed_report_fails_the_sensor(
         wait(context, submit(context)["job_id"])
 
 
-def test_token_expiry_mid_poll_is_refreshed_and_replayed(
+def deferred_trigger(context: dict[str, Any], job_id: str) -> SailPointReportTrigger:
+    sensor = SailPointReportSensor(task_id="wait", job_id=job_id, poll_interval=0.1)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SailPointReportTrigger)
+    return trigger
+
+
+def test_token_expiry_mid_poll_is_refreshed_and_replayed_in_the_triggerer(
     sailpoint: RunningSimulator, context: dict[str, Any]
 ) -> None:
-    submission = submit(context)
-    arm(sailpoint, kind="token_expiry", count=1, path="/result")
-    assert wait(context, submission["job_id"])["phase"] == "succeeded"
+    configure(sailpoint, latency=1.0)
+    try:
+        trigger = deferred_trigger(context, submit(context)["job_id"])
+        arm(sailpoint, kind="token_expiry", count=1, path="/result")
+        events = run_trigger(trigger)
+    finally:
+        configure(sailpoint, latency=0.3)
+    assert [e["status"] for e in events] == ["success"]
     seen = requests_seen(sailpoint)
     assert [r["status"] for r in seen if "/result" in r["path"]].count(401) == 1
-    assert len([r for r in seen if r["path"] == "/oauth/token"]) >= 2
+    # submit, sensor and trigger each got one token; the trigger one more after the 401
+    assert len([r for r in seen if r["path"] == "/oauth/token"]) == 4
+
+
+def test_rate_limit_storm_in_the_triggerer_is_waited_out(
+    sailpoint: RunningSimulator, context: dict[str, Any]
+) -> None:
+    configure(sailpoint, latency=1.0)
+    try:
+        trigger = deferred_trigger(context, submit(context)["job_id"])
+        arm(sailpoint, kind="rate_limit", count=3, retry_after=0, path="/result")
+        arm(sailpoint, kind="server_error", count=2, status=502, path="/result")
+        events = run_trigger(trigger)
+    finally:
+        configure(sailpoint, latency=0.3)
+    assert [e["status"] for e in events] == ["success"]
+    statuses = [r["status"] for r in requests_seen(sailpoint, "/result")]
+    assert statuses.count(429) == 3
+    assert statuses.count(502) == 2
 
 
 def test_report_that_never_finishes_is_cancelled_at_the_deadline(
