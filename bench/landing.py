@@ -101,7 +101,9 @@ def generate_csv(rows: int) -> Path:
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        duckdb.connect().execute(GENERATOR_SQL.format(rows=rows, path=partial))
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        con.execute(GENERATOR_SQL.format(rows=rows, path=partial))
         partial.rename(path)
     return path
 
@@ -146,6 +148,7 @@ def run_duckdb(source: Path, out: Path) -> dict[str, Any]:
     import duckdb
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET preserve_insertion_order = false")
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in DUCKDB_TYPES.items()) + "}"
     con.execute(

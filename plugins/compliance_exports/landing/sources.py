@@ -16,7 +16,9 @@ import abc
 import csv
 import datetime as dt
 import enum
+import functools
 import io
+import itertools
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from compliance_exports.landing.errors import LandingError
@@ -251,38 +254,76 @@ def cell_text(value: object) -> str | None:
 
 @dataclass
 class SheetSegment(Segment):
-    rows: Sequence[Sequence[object]] = ()
-    header_row: int = 1  # row number of the header in the sheet
+    sheet: Any = None  # a python-calamine CalamineSheet: the cells, held in Rust memory
+    header_offset: int = 0  # rows of the sheet's range up to and including the header
+    first_row: int = 2  # sheet row number of the first row after the header
 
     def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
-        width = len(self.header or ())
-        block: list[tuple[str | None, ...]] = []
-        numbers: list[int] = []
-        for offset, row in enumerate(self.rows, start=1):
-            cells = tuple(cell_text(value) for value in row)
-            if not any(cells):
-                continue  # blank spreadsheet row
-            block.append((cells + (None,) * width)[:width])
-            numbers.append(self.header_row + offset)
-            if len(block) == XLSX_BLOCK_ROWS:
-                yield _sheet_block(block, numbers, width)
-                block, numbers = [], []
-        if block:
-            yield _sheet_block(block, numbers, width)
+        if self.sheet is None or not self.header:
+            return
+        rows = itertools.islice(self.sheet.iter_rows(), self.header_offset, None)
+        number = self.first_row
+        while chunk := list(itertools.islice(rows, XLSX_BLOCK_ROWS)):
+            block = _sheet_block(chunk, number, len(self.header), self.where)
+            number += len(chunk)
+            if block.rows:
+                yield block
 
 
-def _sheet_block(rows: list[tuple[str | None, ...]], numbers: list[int], width: int) -> TextBlock:
-    columns = [pa.array(list(values), pa.string()) for values in zip(*rows, strict=True)]
-    if not columns:
-        columns = [pa.nulls(len(rows), pa.string()) for _ in range(width)]
-    return TextBlock(columns, len(rows), numbers[0], numbers)
+def _sheet_block(
+    rows: Sequence[Sequence[object]], first_row: int, width: int, where: str
+) -> TextBlock:
+    """Cells -> text columns, column at a time; blank rows are dropped."""
+    columns = list(zip(*rows, strict=True))
+    _refuse_cells_beyond_header(columns[width:], first_row, width, where)
+    texts = [_text_column(values) for values in columns[:width]]
+    texts += [pa.nulls(len(rows), pa.string())] * (width - len(texts))
+    filled = functools.reduce(pc.or_, (pc.is_valid(text) for text in texts))
+    if pc.all(filled).as_py():
+        return TextBlock(texts, len(rows), first_row)
+    kept = pc.indices_nonzero(filled)
+    numbers = [first_row + position for position in kept.to_pylist()]
+    texts = [pc.take(text, kept) for text in texts]
+    return TextBlock(texts, len(numbers), numbers[0] if numbers else first_row, numbers)
+
+
+def _text_column(values: Sequence[object]) -> pa.Array:
+    try:
+        text = pa.array(values, pa.string())  # the common case: a column of text cells
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([cell_text(value) for value in values], pa.string())
+    return pc.if_else(pc.equal(text, ""), None, text)
+
+
+def _refuse_cells_beyond_header(
+    columns: Sequence[Sequence[object]], first_row: int, width: int, where: str
+) -> None:
+    for offset, values in enumerate(columns):
+        for position, value in enumerate(values):
+            if cell_text(value) is not None:
+                raise LandingError(
+                    f"{where}: row {first_row + position} has a value in column "
+                    f"{width + offset + 1}, which has no header: {value!r}"
+                )
+
+
+def _sheet_header(sheet: Any) -> tuple[int, tuple[str, ...]] | None:
+    """(rows up to and including the header, header) of a sheet; None if it is blank."""
+    for offset, row in enumerate(sheet.iter_rows(), start=1):
+        header = [cell_text(value) or "" for value in row]
+        while header and not header[-1]:
+            header.pop()
+        if header:
+            return offset, tuple(header)
+    return None
 
 
 def xlsx_segments(path: Path) -> list[Segment]:
-    """One segment per non-empty sheet, in workbook order.
+    """One segment per non-blank sheet, in workbook order.
 
-    python-calamine reads a whole sheet at once (XLSX caps a sheet at 1,048,576 rows),
-    so memory follows the largest sheet, not the file.
+    python-calamine parses a whole sheet at once into compact Rust cells; rows become
+    Python objects one block at a time. Memory follows the sheets' cell counts (XLSX caps
+    a sheet at 1,048,576 rows), not the Python size of the rows.
     """
     from python_calamine import CalamineWorkbook
 
@@ -290,18 +331,13 @@ def xlsx_segments(path: Path) -> list[Segment]:
     workbook = CalamineWorkbook.from_path(str(path))
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
-        rows = sheet.to_python(skip_empty_area=True)
-        first = next((i for i, row in enumerate(rows) if any(cell_text(v) for v in row)), None)
-        if first is None:
+        found = _sheet_header(sheet)
+        if found is None:
             continue
-        header = tuple(cell_text(v) or "" for v in rows[first])
-        while header and not header[-1]:
-            header = header[:-1]
+        offset, header = found
+        first_row = (sheet.start[0] if sheet.start else 0) + offset + 1
         where = f"{path.name}[{name}]"
-        start_row = (sheet.start[0] if sheet.start else 0) + first + 1
-        segments.append(
-            SheetSegment(where, header, {SHEET_COLUMN: name}, rows[first + 1 :], start_row)
-        )
+        segments.append(SheetSegment(where, header, {SHEET_COLUMN: name}, sheet, offset, first_row))
     if not segments:
         segments.append(SheetSegment(path.name, None, {SHEET_COLUMN: ""}))
     return segments
