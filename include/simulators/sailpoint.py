@@ -23,7 +23,8 @@ Our CHOICES, each a field of :class:`SailPointSettings` (patchable at ``/_sim/co
 the file asked for before the task is done is a 400 (or 404) ``ErrorResponseDto``
 (``file_before_done_status``); ``ReportResults`` of a running task omits ``status``
 (or sends ``null``: ``running_result_status``); the task ``type`` (``task_type``);
-how a healthy task ends (``healthy_completion``: SUCCESS or WARNING); the zip's content
+how a healthy task ends (``healthy_completion``: SUCCESS or WARNING) and a failed one
+(``failed_completion``: ERROR or TEMP_ERROR, both ``FAILURE`` results); the zip's content
 type (``application/zip``, from the reports vocabulary); an unknown or malformed token
 is 401 ``{"error": "JWT validation failed: JWT is invalid"}``; report types listed in
 ``forbidden_report_types`` are refused with 403. Column names are unpublished: ours are
@@ -124,6 +125,7 @@ class SailPointSettings:
     latency_by_report: dict[str, float | list[float]] = field(default_factory=dict)
     task_type: str = "QUARTZ"
     healthy_completion: Literal["SUCCESS", "WARNING"] = "SUCCESS"
+    failed_completion: Literal["ERROR", "TEMP_ERROR"] = "ERROR"  # a job_failure task
     file_before_done_status: int = 400  # 400 or 404
     running_result_status: Literal["absent", "null"] = "absent"
     forbidden_report_types: list[str] = field(default_factory=list)
@@ -546,7 +548,8 @@ class ReportTask:
             assert self.completed is not None
             body["status"] = RESULT_STATUS[self.completion_status]
             body["duration"] = int((self.completed - self.launched).total_seconds() * 1000)
-            body["rows"] = self.total_rows if self.completion_status != "ERROR" else 0
+            failed = RESULT_STATUS[self.completion_status] == "FAILURE"
+            body["rows"] = 0 if failed else self.total_rows
         elif running_status == "null":
             body["status"] = None
         body["availableFormats"] = [f.upper() for f in self.formats]
@@ -632,7 +635,7 @@ class ReportTasks:
                     "timed out (simulated job_failure)",
                 )
             )
-            self._complete(task, "ERROR")
+            self._complete(task, self.settings.failed_completion)
         elif self.settings.healthy_completion == "WARNING":
             task.messages.append(
                 _message(

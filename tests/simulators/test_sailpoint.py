@@ -125,7 +125,8 @@ def tenant(shared_tenant: Tenant) -> Iterator[Tenant]:
     shared_tenant.admin.delete("/_sim/faults")
     shared_tenant.configure(
         latency=LATENCY, running_result_status="absent", task_type="QUARTZ", rows=ROWS,
-        file_before_done_status=400, healthy_completion="SUCCESS", forbidden_report_types=[],
+        file_before_done_status=400, healthy_completion="SUCCESS", failed_completion="ERROR",
+        forbidden_report_types=[],
         rows_by_report={}, latency_by_report={},
     )  # fmt: skip
 
@@ -623,7 +624,9 @@ class TestFaults:
         assert recovered.status_code == 200
         tenant.wait(recovered.json()["id"])
 
-    def test_job_failure(self, tenant: Tenant) -> None:
+    @pytest.mark.parametrize("completion", ["ERROR", "TEMP_ERROR"])
+    def test_job_failure(self, tenant: Tenant, completion: str) -> None:
+        tenant.configure(failed_completion=completion)
         tenant.arm(kind="job_failure")
         task_id = tenant.started(IDENTITIES_DETAILS)
 
@@ -631,12 +634,13 @@ class TestFaults:
         status = tenant.task_status(task_id)
 
         assert result["status"] == "FAILURE"
-        assert status["completionStatus"] == "ERROR"
+        assert result["rows"] == 0
+        assert status["completionStatus"] == completion
         assert status["messages"][0]["type"] == "ERROR"
         assert status["messages"][0]["error"] is True
         assert status["messages"][0]["localizedText"]
         assert tenant.file(task_id, fileFormat="csv").status_code == 404
-        assert tenant.facts()["exports"][task_id]["status"] == "ERROR"
+        assert tenant.facts()["exports"][task_id]["status"] == completion
 
     def test_never_finish_until_cancelled(self, tenant: Tenant) -> None:
         tenant.arm(kind="never_finish")
