@@ -62,6 +62,23 @@ class TestSensorCompletion:
     def sensor(self, **kwargs: Any) -> SailPointReportSensor:
         return SailPointReportSensor(task_id="wait", job_id="t1", conn_id="sp_unit", **kwargs)
 
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"poll_interval": 0}, "poll_interval"),
+            ({"poll_interval": 10, "max_poll_interval": 5}, "max_poll_interval"),
+            ({"stall_timeout": 0}, "stall_timeout"),
+        ],
+    )
+    def test_bad_wait_settings_name_the_field(self, kwargs: dict[str, Any], field: str) -> None:
+        with pytest.raises(ExportValidationError, match=field):
+            self.sensor(**kwargs)
+
+    def test_empty_job_id_is_refused_before_any_request(self) -> None:
+        sensor = SailPointReportSensor(task_id="wait", job_id="", conn_id="sp_unit")
+        with pytest.raises(ExportValidationError, match="job_id"):
+            sensor.execute({})
+
     def test_success_returns_the_state(self) -> None:
         result = self.sensor().execute_complete({}, {"status": "success", "state": SUCCEEDED})
         assert result["raw_status"] == "SUCCESS"

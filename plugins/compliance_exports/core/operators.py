@@ -22,7 +22,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from compliance_exports.core.errors import ExportError, FatalError
+from compliance_exports.core.errors import ExportError, ExportValidationError, FatalError
 from compliance_exports.core.hooks import ExportHook, ExportNotFoundError
 from compliance_exports.core.states import ExportState
 from compliance_exports.core.triggers import ExportStatusTrigger
@@ -138,6 +138,12 @@ class ExportSensor(BaseSensorOperator):
         cancel_on_timeout: bool = True,
         **kwargs: Any,
     ) -> None:
+        if poll_interval <= 0:
+            raise ExportValidationError("poll_interval", "must be positive")
+        if max_poll_interval < poll_interval:
+            raise ExportValidationError("max_poll_interval", "must be at least poll_interval")
+        if stall_timeout is not None and stall_timeout <= 0:
+            raise ExportValidationError("stall_timeout", "must be positive (or None: no check)")
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.job_id = job_id
@@ -153,6 +159,8 @@ class ExportSensor(BaseSensorOperator):
         return self.trigger_class.hook_class(self.conn_id)
 
     def execute(self, context: Context) -> Any:
+        if not self.job_id or not isinstance(self.job_id, str):
+            raise ExportValidationError("job_id", f"{self.job_id!r} is not a job id")
         if not self.deferrable:
             return super().execute(context)
         state = self.hook.get_export_state(self.job_id)
