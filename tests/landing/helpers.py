@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +23,7 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def write_xlsx(path: Path, sheets: dict[str, Sequence[Sequence[object]]]) -> Path:
+def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[object]]]) -> Path:
     import xlsxwriter
 
     workbook = xlsxwriter.Workbook(str(path))

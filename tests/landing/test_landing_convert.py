@@ -366,7 +366,7 @@ class TestZipAndXlsx:
 
 class TestRoundTrip:
     cell = st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00"),
+        alphabet=st.characters(codec="utf-8", exclude_characters="\r\x00"),
         max_size=12,
     )
 
