@@ -352,7 +352,7 @@ class TestZipAndXlsx:
 
     def test_xlsx_value_without_a_header_fails(self, tmp_path: Path) -> None:
         (tmp_path / "raw").mkdir()
-        rows = [["id", "count", ""], ["1", 1, ""], ["2", 2, "stray"]]
+        rows: list[list[object]] = [["id", "count", ""], ["1", 1, ""], ["2", 2, "stray"]]
         path = write_xlsx(tmp_path / "raw" / "r.xlsx", {"S": rows})
         with pytest.raises(LandingError, match=r"r.xlsx\[S\]: row 3 has a value in column 3"):
             _convert(path)
