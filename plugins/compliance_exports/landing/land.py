@@ -69,6 +69,7 @@ def land_raw_object(
     *,
     aws_conn_id: str,
     bucket: str,
+    prefix: str = "",
     sse: str | None = None,
     kms_key_id: str | None = None,
     on_bad_rows: BadRowPolicy | str = BadRowPolicy.FAIL,
@@ -81,6 +82,7 @@ def land_raw_object(
 
     A rerun for the same partition replaces it; a failure leaves the previous version
     as it was. PDFs are evidence: they stay in the raw zone and nothing is published.
+    ``partition`` defaults to the raw object's vendor, dataset and day under ``prefix``.
     """
     started = time.monotonic()
     filename = str(raw.get("filename") or Path(str(raw["key"])).name)
@@ -91,7 +93,7 @@ def land_raw_object(
     declared = (
         schema if isinstance(schema, DatasetSchema) else DatasetSchema.from_mapping(schema or {})
     )
-    partition = partition or partition_of(raw)
+    partition = partition or partition_of(raw, prefix)
     store = LakeStore(aws_conn_id, bucket, ServerSideEncryption(sse, kms_key_id))
     options = ConversionOptions(
         on_bad_rows=BadRowPolicy(on_bad_rows),
@@ -210,6 +212,7 @@ class _Landing:
     ) -> Manifest:
         converted, raw = self.converted, self.raw
         parquet = self.options.parquet
+        raw_bucket = str(raw.get("bucket") or self.store.bucket)
         return {
             "manifest_version": MANIFEST_VERSION,
             "vendor": self.partition.vendor,
@@ -221,8 +224,8 @@ class _Landing:
             "job_id": raw.get("job_id"),
             "request": redact(raw.get("request")),
             "raw": {
-                "uri": str(raw.get("uri") or s3_uri(str(raw["bucket"]), str(raw["key"]))),
-                "bucket": str(raw.get("bucket")),
+                "uri": str(raw.get("uri") or s3_uri(raw_bucket, str(raw["key"]))),
+                "bucket": raw_bucket,
                 "key": str(raw["key"]),
                 "sha256": str(raw.get("sha256") or ""),
                 "size": int(raw.get("size") or 0),
