@@ -146,6 +146,7 @@ class VendorSpec:
     fetch: Callable[[], type[BaseOperator]]
     static_kwargs: Callable[[ExportEntry], dict[str, Any]]
     submit_kwargs: Callable[[ExportEntry, Any, Mapping[str, Any]], dict[str, Any]]
+    fetch_kwargs: Callable[[ExportEntry], dict[str, Any]] = lambda entry: {}
 
 
 def _oleria_static(entry: ExportEntry) -> dict[str, Any]:
@@ -180,10 +181,12 @@ def _veza_static(entry: ExportEntry) -> dict[str, Any]:
 
 
 def _veza_submit(entry: ExportEntry, s: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-    fmt = params.get("veza_format", "registered")
-    fmt = entry.params.get("format", "csv") if fmt in (None, "registered") else fmt
-    title = entry.params.get("title") if fmt == "xlsx" else None
-    return {"format": fmt, "title": title}
+    from compliance_exports.vendors.veza.validation import FORMAT_CSV, FORMAT_XLSX
+
+    chosen = params.get("veza_format", "registered")
+    name = entry.params.get("format", "csv") if chosen in (None, "registered") else chosen
+    title = entry.params.get("title") if name == "xlsx" else None
+    return {"format": FORMAT_XLSX if name == "xlsx" else FORMAT_CSV, "title": title}
 
 
 def _sailpoint_static(entry: ExportEntry) -> dict[str, Any]:
@@ -270,6 +273,7 @@ VENDOR_SPECS: Mapping[Vendor, VendorSpec] = {
     Vendor.SAILPOINT: VendorSpec(
         lambda: _sailpoint_ops()[0], lambda: _sailpoint_ops()[1], lambda: _sailpoint_ops()[2],
         _sailpoint_static, _no_kwargs,
+        lambda entry: {"file_format": entry.params.get("file_format", "csv")},
     ),
     Vendor.MAXSIGHT: VendorSpec(None, None, _maxsight_fetch, _maxsight_static, _maxsight_submit),
 }  # fmt: skip
@@ -401,7 +405,7 @@ def _job_group(entry: ExportEntry, items: Any) -> None:
     )
     fetch = (
         spec.fetch()
-        .partial(task_id="fetch", **common, **_lake_kwargs(entry))
+        .partial(task_id="fetch", **common, **spec.fetch_kwargs(entry), **_lake_kwargs(entry))
         .expand_kwargs(submit.output.zip(items).map(_fetch_kwargs))
     )
     wait >> fetch
