@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from airflow.sdk._shared.secrets_masker.secrets_masker import redact
 
 from compliance_exports.core.auth import BearerKey, HeaderKey, OAuth2ClientCredentials
 from compliance_exports.core.errors import FatalError, RetryableError
@@ -23,6 +24,7 @@ class FakeVendor:
         self.revoked: set[str] = set()
         self.token_status = 200
         self.seen: list[str | None] = []
+        self.prefix = "token"
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if str(request.url) == TOKEN_URL:
@@ -31,7 +33,7 @@ class FakeVendor:
             assert form["client_secret"] == ["s3cret-value"]
             if self.token_status != 200:
                 return httpx.Response(self.token_status, json={"error": "nope"})
-            token = f"token-{len(self.issued) + 1}"
+            token = f"{self.prefix}-{len(self.issued) + 1}"
             self.issued.append(token)
             return httpx.Response(200, json={"access_token": token, "expires_in": self.ttl})
         header = request.headers.get("Authorization")
@@ -108,6 +110,20 @@ class TestOAuth2ClientCredentials:
             response = await http.get("https://api.example.com/x")
         assert response.status_code == 200
         assert vendor.issued == ["token-1", "token-2"]
+
+    def test_issued_tokens_are_masked_in_logs(self) -> None:
+        vendor, auth = FakeVendor(), oauth()
+        vendor.prefix = "sync-flow-token"
+        with client(vendor, auth) as http:
+            http.get("https://api.example.com/x")
+        assert redact("sent sync-flow-token-1 to acme") == "sent *** to acme"
+
+    async def test_async_flow_masks_tokens_too(self) -> None:
+        vendor, auth = FakeVendor(), oauth()
+        vendor.prefix = "async-flow-token"
+        async with httpx.AsyncClient(transport=httpx.MockTransport(vendor), auth=auth) as http:
+            await http.get("https://api.example.com/x")
+        assert redact("sent async-flow-token-1 to acme") == "sent *** to acme"
 
     @pytest.mark.parametrize(("status", "error"), [(503, RetryableError), (401, FatalError)])
     def test_token_endpoint_failures(self, status: int, error: type[Exception]) -> None:

@@ -6,7 +6,10 @@
   refreshed shortly before it expires and again when the API answers 401, after which
   the request is replayed once (Oleria, SailPoint).
 
-Token values are registered with Airflow's secrets masker as soon as they are known.
+Token values are registered with Airflow's secrets masker as soon as they are known
+(``mask_secret`` in the sync flow, ``amask_secret`` in the async one: the sync call may
+talk to the supervisor and must not run on the triggerer's event loop). Static keys and
+client secrets come from the connection's password, which the hook masks.
 """
 
 from __future__ import annotations
@@ -32,13 +35,21 @@ def mask(secret: str | None) -> None:
     mask_secret(secret)
 
 
+async def amask(secret: str | None) -> None:
+    """Async twin of :func:`mask`, safe on the triggerer's event loop."""
+    if not secret:
+        return
+    from airflow.sdk.log import amask_secret
+
+    await amask_secret(secret)
+
+
 class BearerKey(httpx.Auth):
     """``Authorization: Bearer <key>`` on every request."""
 
     def __init__(self, key: str) -> None:
         if not key:
             raise FatalError("the connection has no API key (password field)")
-        mask(key)
         self._header = f"Bearer {key}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -52,7 +63,6 @@ class HeaderKey(httpx.Auth):
     def __init__(self, key: str, header: str = "apikey") -> None:
         if not key:
             raise FatalError("the connection has no API key (password field)")
-        mask(key)
         self._key = key
         self._name = header
 
@@ -91,7 +101,6 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise FatalError("the connection has no token_url")
         if not client_id or not client_secret:
             raise FatalError("the connection needs a client id (login) and secret (password)")
-        mask(client_secret)
         self.token_url = token_url
         self._form = {
             "grant_type": "client_credentials",
@@ -122,7 +131,8 @@ class OAuth2ClientCredentials(httpx.Auth):
             "POST", self.token_url, data=self._form, headers={"Accept": "application/json"}
         )
 
-    def _store(self, response: httpx.Response) -> None:
+    def _store(self, response: httpx.Response) -> str:
+        """Keep the token of a token-endpoint answer; return it (for masking)."""
         if response.status_code in RETRY_STATUSES:
             raise RetryableError(
                 f"token endpoint answered {response.status_code}",
@@ -138,9 +148,9 @@ class OAuth2ClientCredentials(httpx.Auth):
             lifetime = float(body.get("expires_in") or 300)
         except (ValueError, KeyError, TypeError):
             raise FatalError("token endpoint answered without an access_token") from None
-        mask(value)
         self._token = AccessToken(value, self._clock() + lifetime)
         self.tokens_issued += 1
+        return value
 
     def _authorize(self, request: httpx.Request) -> str:
         assert self._token is not None
@@ -166,7 +176,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             if self._needs_token(rejected):
                 response = yield self._token_request()
                 response.read()
-                self._store(response)
+                mask(self._store(response))
 
     # -- async flow --------------------------------------------------------------------
 
@@ -178,7 +188,7 @@ class OAuth2ClientCredentials(httpx.Auth):
                 if self._needs_token():
                     response = yield self._token_request()
                     await response.aread()
-                    self._store(response)
+                    await amask(self._store(response))
         used = self._authorize(request)
         response = yield request
         if response.status_code != 401:
@@ -187,6 +197,6 @@ class OAuth2ClientCredentials(httpx.Auth):
             if self._needs_token(used):
                 token_response = yield self._token_request()
                 await token_response.aread()
-                self._store(token_response)
+                await amask(self._store(token_response))
         self._authorize(request)
         yield request

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 from airflow.sdk import BaseHook
 
-from compliance_exports.core.auth import mask
+from compliance_exports.core.auth import amask, mask
 from compliance_exports.core.errors import ExportValidationError, FatalError
 from compliance_exports.core.http import (
     DEFAULT_TIMEOUT,
@@ -147,7 +147,6 @@ class ExportHook(BaseHook):
     # -- connection -> transport ---------------------------------------------------------
 
     def _build_transport(self, conn: Any) -> VendorTransport:
-        mask(conn.password)
         self.extra = dict(conn.extra_dejson)
         base_url = self.base_url_of(conn)
         return VendorTransport(
@@ -163,12 +162,15 @@ class ExportHook(BaseHook):
 
     def get_transport(self) -> VendorTransport:
         if self._transport is None:
-            self._transport = self._build_transport(self.get_connection(self.conn_id))
+            conn = self.get_connection(self.conn_id)
+            mask(conn.password)
+            self._transport = self._build_transport(conn)
         return self._transport
 
     async def a_get_transport(self) -> VendorTransport:
         if self._atransport is None:
             conn = await self.aget_connection(self.conn_id)
+            await amask(conn.password)
             self._atransport = self._build_transport(conn)
         return self._atransport
 
