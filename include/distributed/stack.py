@@ -287,12 +287,13 @@ class DistributedStack:
         self.stop()
 
     def start(self) -> None:
-        """Create the database and broker db, migrate, seed pools and login, start, wait."""
+        """Create the database and broker db, migrate, seed the login, start, wait, add pools."""
         try:
             self._prepare()
             for component in self.components:
                 self._spawn(component)
             self.wait_healthy()
+            self._create_pools()
         except BaseException:
             self.stop()
             raise
@@ -305,9 +306,6 @@ class DistributedStack:
         self.state.redis_db = self._claim_redis_db()
         self.passwords_file.write_text(json.dumps({self.state.username: self.state.password}))
         self.airflow("db", "migrate")
-        pools_file = self.home / "pools.json"
-        pools_file.write_text(json.dumps(self._pool_definitions(), indent=2))
-        self.airflow("pools", "import", str(pools_file))
 
     def _choose_ports(self) -> dict[str, int]:
         names = ["api", "scheduler", "triggerer"]
@@ -319,15 +317,20 @@ class DistributedStack:
                 ports[names[len(ports)]] = port
         return ports
 
-    def _pool_definitions(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: {
+    def _create_pools(self) -> None:
+        """The vendor pools, counting deferred tasks (REST: no extra CLI start-up)."""
+        for name, slots in self.pools.items():
+            pool = {
+                "name": name,
                 "slots": slots,
                 "description": f"Concurrent {name} exports, deferred included",
                 "include_deferred": True,
             }
-            for name, slots in self.pools.items()
-        }
+            response = self.rest("POST", "/api/v2/pools", json=pool)
+            if response.status_code == 409:
+                response = self.rest("PATCH", f"/api/v2/pools/{name}", json=pool)
+            if response.status_code >= 300:
+                raise StackError(f"pool {name}: HTTP {response.status_code} {response.text}")
 
     def _spawn(self, component: str) -> None:
         env = self.env
