@@ -129,7 +129,15 @@ class ExportHook(BaseHook):
 
     def parse_error(self, response: httpx.Response) -> str:
         """The vendor's error message from an error answer (body already read)."""
-        return default_error_parser(response)
+        try:
+            body = response.json()
+        except ValueError:
+            return default_error_parser(response)
+        return self.error_message(body) if isinstance(body, dict) else str(body)[:300]
+
+    def error_message(self, body: Mapping[str, Any]) -> str:
+        """The message of a JSON error body, in the vendor's own words."""
+        return str(body)[:300]
 
     def retry_after_of(self, response: httpx.Response) -> float | None:
         return default_retry_after(response)

@@ -7,7 +7,7 @@ polling. Errors are ``{"errors": [{"code", "message", "source"}]}``; rate limits
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,12 +64,8 @@ class MaxsightHook(ExportHook):
             download.source_uri = transport.endpoint_uri(call.path)
             yield download
 
-    def parse_error(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:300].strip()
-        errors = body.get("errors") if isinstance(body, dict) else None
+    def error_message(self, body: Mapping[str, Any]) -> str:
+        errors = body.get("errors")
         if not isinstance(errors, list):
             return str(body)[:300]
         return "; ".join(_error_text(e) for e in errors if isinstance(e, dict))

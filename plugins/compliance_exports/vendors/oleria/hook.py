@@ -103,12 +103,8 @@ class OleriaHook(ExportHook):
     def default_filename(self, state: ExportState, options: Mapping[str, Any]) -> str:
         return f"{options.get('context', 'oleria')}-{state.job_id}.csv"
 
-    def parse_error(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:300].strip()
-        return _error_text(body) if isinstance(body, dict) else str(body)[:300]
+    def error_message(self, body: Mapping[str, Any]) -> str:
+        return _error_text(body)
 
     def is_expired_link(self, error: VendorResponseError) -> bool:
         text = error.vendor_message.lower()

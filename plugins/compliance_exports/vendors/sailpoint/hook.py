@@ -121,13 +121,7 @@ class SailPointHook(ExportHook):
     def default_filename(self, state: ExportState, options: Mapping[str, Any]) -> str:
         return f"report_{state.job_id}.{str(options.get('file_format', 'csv')).lower()}"
 
-    def parse_error(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:300].strip()
-        if not isinstance(body, dict):
-            return str(body)[:300]
+    def error_message(self, body: Mapping[str, Any]) -> str:
         texts = [m.get("text", "") for m in body.get("messages") or [] if isinstance(m, dict)]
         message = "; ".join(t for t in texts if t) or body.get("error") or body.get("message")
         code = body.get("detailCode")

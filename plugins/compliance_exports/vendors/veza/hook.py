@@ -100,12 +100,8 @@ class VezaHook(ExportHook):
         extension = FILE_EXTENSIONS.get(state.details.get("format") or 0, "csv")
         return f"access_review_{state.job_id}.{extension}"
 
-    def parse_error(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:300].strip()
-        return _rpc_text(body) if isinstance(body, dict) else str(body)[:300]
+    def error_message(self, body: Mapping[str, Any]) -> str:
+        return _rpc_text(body)
 
     def is_expired_link(self, error: VendorResponseError) -> bool:
         """The file went away between the status check and the download (EXPIRED)."""
