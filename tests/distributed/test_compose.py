@@ -44,6 +44,7 @@ SECRETS = {
     "AIRFLOW_JWT_SECRET": "jwt-secret-for-the-test",
     "AIRFLOW_API_SECRET_KEY": "api-secret-for-the-test",
     "MINIO_ROOT_PASSWORD": "minio-password-for-the-test",
+    "MINIO_KMS_SECRET_KEY": "lake-key:IyqsU3kMAkxlH4e3l1p7fVYFmH+3i0Fq7Zo1bm0XoJg=",
     "_AIRFLOW_WWW_USER_PASSWORD": "admin-password-for-the-test",
 }
 
@@ -100,6 +101,13 @@ def config(filled_env_file: Path) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     resolved: dict[str, Any] = yaml.safe_load(result.stdout)
     return resolved
+
+
+def registry_lake() -> dict[str, Any]:
+    """``defaults.lake`` of the export registry the DAGs are built from."""
+    registry = yaml.safe_load((REPO / "include" / "registry" / "exports.yaml").read_text())
+    lake: dict[str, Any] = registry["defaults"]["lake"]
+    return lake
 
 
 def service(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -220,9 +228,18 @@ class TestComposeFile:
         assert conn["host"].startswith("http://simulators:")
         assert conn["extra"]["allow_insecure_http"] is True
 
-    def test_bucket_created_by_minio_init(self, config: dict[str, Any]) -> None:
-        assert environment(config, "minio-init")["LAKE_BUCKET"] == "compliance-lake"
+    def test_minio_init_creates_the_registry_bucket(self, config: dict[str, Any]) -> None:
+        lake = registry_lake()
+        assert environment(config, "minio-init")["LAKE_BUCKET"] == lake["bucket"]
         assert 'mc mb --ignore-existing "lake/${LAKE_BUCKET}"' in script(config, "minio-init")
+
+    def test_the_registry_lake_connection_is_defined(self, config: dict[str, Any]) -> None:
+        assert connection(config, registry_lake()["aws_conn_id"])["conn_type"] == "aws"
+
+    def test_minio_can_serve_the_registry_encryption(self, config: dict[str, Any]) -> None:
+        if registry_lake().get("sse") in ("AES256", "aws:kms"):
+            key = environment(config, "minio")["MINIO_KMS_SECRET_KEY"]
+            assert key == SECRETS["MINIO_KMS_SECRET_KEY"]
 
     def test_image_is_built_from_the_dockerfile(self, config: dict[str, Any]) -> None:
         for name in (*AIRFLOW_SERVICES, "airflow-init", "simulators"):
