@@ -180,10 +180,11 @@ class TestComposeFile:
         minio_init = service(config, "minio-init")
         assert minio_init["depends_on"]["minio"]["condition"] == "service_healthy"
 
-    @pytest.mark.parametrize("name", [*AIRFLOW_SERVICES, "airflow-init"])
+    @pytest.mark.parametrize("name", [*AIRFLOW_SERVICES, "airflow-init", "simulators"])
     def test_project_folders_are_mounted(self, config: dict[str, Any], name: str) -> None:
         mounts = bind_mounts(config, name)
-        for folder in ("dags", "plugins", "include"):
+        folders = ("include", "plugins") if name == "simulators" else ("dags", "plugins", "include")
+        for folder in folders:
             assert mounts[f"/opt/airflow/{folder}"] == REPO / folder
 
     def test_airflow_services_share_one_environment(self, config: dict[str, Any]) -> None:
