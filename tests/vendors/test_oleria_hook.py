@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import httpx
 import pytest
@@ -86,3 +87,33 @@ def test_ui_field_behaviour_documents_the_fields() -> None:
     behaviour = OleriaHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "Client secret"
     assert "token_url" in behaviour["placeholders"]["extra"]
+
+
+def test_timeout_and_retry_policy_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    connect(
+        monkeypatch,
+        "https://devx.acme.oleria.io",
+        token_url="/oauth/token",
+        timeout="15",
+        retry_max_attempts=2,
+    )
+    transport = OleriaHook("oleria_unit").get_transport()
+    assert transport.timeout.read == 15.0
+    assert transport.timeout.connect == 10.0
+    assert transport.policy.max_attempts == 2
+    assert transport.verify is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"timeout": "soon"}, "extra.timeout"),
+        ({"ca_bundle": "/nonexistent/ca.pem"}, "extra.ca_bundle"),
+    ],
+)
+def test_bad_transport_extras_name_the_field(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, str], field: str
+) -> None:
+    connect(monkeypatch, "https://devx.acme.oleria.io", token_url="/oauth/token", **extra)
+    with pytest.raises(ExportValidationError, match=re.escape(field)):
+        OleriaHook("oleria_unit").get_transport()

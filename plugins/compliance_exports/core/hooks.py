@@ -12,6 +12,7 @@ needs it: ``submit_export``, ``get_export_state`` / ``a_get_export_state``,
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,33 @@ def extra_flag(extra: Mapping[str, Any], name: str) -> bool:
     """A boolean connection extra that may arrive as a JSON bool or a string."""
     value = extra.get(name, False)
     return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
+def timeout_from_extra(extra: Mapping[str, Any], given: httpx.Timeout | None) -> httpx.Timeout:
+    """The hook's timeout, else extra ``timeout`` (seconds per read/write), else the default."""
+    if given is not None:
+        return given
+    value = extra.get("timeout")
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ExportValidationError("extra.timeout", f"{value!r} is not in seconds") from None
+    if seconds <= 0:
+        raise ExportValidationError("extra.timeout", "must be positive")
+    return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_TIMEOUT.connect or seconds))
+
+
+def verify_from_extra(extra: Mapping[str, Any]) -> bool | ssl.SSLContext:
+    """TLS verification: always on; extra ``ca_bundle`` names a CA file to trust instead."""
+    bundle = extra.get("ca_bundle")
+    if not bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(bundle))
+    except (OSError, ssl.SSLError) as exc:
+        raise ExportValidationError("extra.ca_bundle", f"cannot load {bundle!r}: {exc}") from None
 
 
 def safe_filename(name: str) -> str:
@@ -89,7 +117,7 @@ class ExportHook(BaseHook):
         conn_id: str | None = None,
         *,
         retry_policy: RetryPolicy | None = None,  # None: defaults tuned by extra retry_*
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | None = None,  # None: DEFAULT_TIMEOUT, or extra "timeout"
     ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
@@ -161,8 +189,9 @@ class ExportHook(BaseHook):
             vendor=self.vendor,
             base_url=base_url,
             auth=self.auth_for(conn, base_url),
-            policy=self.retry_policy or RetryPolicy.from_extra(conn.extra_dejson),
-            timeout=self.timeout,
+            policy=self.retry_policy or RetryPolicy.from_extra(self.extra),
+            timeout=timeout_from_extra(self.extra, self.timeout),
+            verify=verify_from_extra(self.extra),
             error_parser=self.parse_error,
             retry_after=self.retry_after_of,
             logger=self.log,  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -127,7 +128,7 @@ class VendorTransport:
         auth: httpx.Auth | None,
         policy: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         error_parser: ErrorParser = default_error_parser,
         retry_after: RetryAfterReader = default_retry_after,
         logger: logging.Logger | None = None,
