@@ -203,6 +203,26 @@ def test_trigger_recreated_mid_wait_resumes_the_same_job(
     assert len([r for r in requests_seen(oleria, "/v1/downloads") if r["method"] == "POST"]) == 1
 
 
+def test_token_expiry_while_the_triggerer_polls(
+    oleria: RunningSimulator, context: dict[str, Any]
+) -> None:
+    configure(oleria, latency=1.0)
+    try:
+        submission = submit(context)
+        sensor = OleriaDownloadSensor(
+            task_id="wait", job_id=submission["job_id"], poll_interval=0.1
+        )
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor.execute(context)
+        arm(oleria, kind="token_expiry", count=1, path=submission["job_id"])
+        events = run_trigger(deferred.value.trigger)
+    finally:
+        configure(oleria, latency=0.2)
+    assert [e["status"] for e in events] == ["success"]
+    polls = [r["status"] for r in requests_seen(oleria, submission["job_id"])]
+    assert polls.count(401) == 1
+
+
 def test_job_that_never_finishes_times_out_at_the_deadline(
     oleria: RunningSimulator, context: dict[str, Any]
 ) -> None:
