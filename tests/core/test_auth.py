@@ -9,7 +9,12 @@ import httpx
 import pytest
 from airflow.sdk._shared.secrets_masker.secrets_masker import redact
 
-from compliance_exports.core.auth import BearerKey, HeaderKey, OAuth2ClientCredentials
+from compliance_exports.core.auth import (
+    BearerKey,
+    HeaderKey,
+    OAuth2ClientCredentials,
+    TokenCache,
+)
 from compliance_exports.core.errors import FatalError, RetryableError
 
 TOKEN_URL = "https://idp.example.com/oauth/token"
@@ -58,6 +63,7 @@ def oauth(clock: Clock | None = None, margin: float = 60) -> OAuth2ClientCredent
         client_secret="s3cret-value",
         refresh_margin=margin,
         clock=clock or Clock(),
+        cache=TokenCache(),  # each test starts without a token
     )
 
 
@@ -110,6 +116,29 @@ class TestOAuth2ClientCredentials:
             response = await http.get("https://api.example.com/x")
         assert response.status_code == 200
         assert vendor.issued == ["token-1", "token-2"]
+
+    def test_hooks_of_one_client_share_one_token(self) -> None:
+        vendor = FakeVendor()
+
+        def shared() -> OAuth2ClientCredentials:
+            return OAuth2ClientCredentials(
+                token_url=TOKEN_URL, client_id="shared-client", client_secret="s3cret-value"
+            )
+
+        first, second = shared(), shared()
+        assert first.cache is second.cache
+        with client(vendor, first) as http_1, client(vendor, second) as http_2:
+            http_1.get("https://api.example.com/x")
+            http_2.get("https://api.example.com/x")
+            vendor.revoked.add(vendor.issued[0])
+            http_1.get("https://api.example.com/x")  # refreshes for both
+            http_2.get("https://api.example.com/x")
+        assert vendor.issued == ["token-1", "token-2"]
+
+    def test_a_different_secret_is_a_different_cache(self) -> None:
+        one = OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret="a-secret")
+        two = OAuth2ClientCredentials(token_url=TOKEN_URL, client_id="c", client_secret="b-secret")
+        assert one.cache is not two.cache
 
     def test_issued_tokens_are_masked_in_logs(self) -> None:
         vendor, auth = FakeVendor(), oauth()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from compliance_exports.core.errors import ExportValidationError, UnknownStatusError
-from compliance_exports.core.http import VendorResponseError
+from compliance_exports.core.http import VendorResponseError, ssl_context
 from compliance_exports.core.states import ExportPhase
 from compliance_exports.vendors.oleria.hook import OleriaHook
 
@@ -101,7 +101,7 @@ def test_timeout_and_retry_policy_from_the_connection(monkeypatch: pytest.Monkey
     assert transport.timeout.read == 15.0
     assert transport.timeout.connect == 10.0
     assert transport.policy.max_attempts == 2
-    assert transport.verify is True
+    assert transport.verify is ssl_context()  # verified, one context for the process
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,12 @@ client secrets come from the connection's password, which the hook masks.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -80,6 +82,42 @@ class AccessToken:
         return now < self.expires_at - margin
 
 
+@dataclass
+class TokenCache:
+    """One client's current token, shared by every hook of the process that uses it.
+
+    A triggerer runs many triggers for one connection: they share one token (one fetch,
+    one masking) instead of one each. The async lock is per event loop.
+    """
+
+    token: AccessToken | None = None
+    sync_lock: threading.Lock = field(default_factory=threading.Lock)
+    _async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+
+    def async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
+
+
+_TOKEN_CACHES: dict[tuple[str, str, str, str | None], TokenCache] = {}
+_TOKEN_CACHES_LOCK = threading.Lock()
+
+
+def shared_token_cache(
+    token_url: str, client_id: str, client_secret: str, audience: str | None
+) -> TokenCache:
+    """The process-wide cache of one OAuth2 client (keyed by a digest of the secret)."""
+    digest = hashlib.sha256(client_secret.encode()).hexdigest()
+    key = (token_url, client_id, digest, audience)
+    with _TOKEN_CACHES_LOCK:
+        return _TOKEN_CACHES.setdefault(key, TokenCache())
+
+
 class OAuth2ClientCredentials(httpx.Auth):
     """OAuth2 client-credentials grant with a cached, proactively refreshed bearer token.
 
@@ -96,6 +134,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         audience: str | None = None,
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        cache: TokenCache | None = None,
     ) -> None:
         if not token_url:
             raise FatalError("the connection has no token_url")
@@ -111,15 +150,12 @@ class OAuth2ClientCredentials(httpx.Auth):
             self._form["audience"] = audience
         self.refresh_margin = refresh_margin
         self._clock = clock
-        self._token: AccessToken | None = None
-        self._sync_lock = threading.Lock()
-        self._async_lock = asyncio.Lock()
-        self.tokens_issued = 0
+        self.cache = cache or shared_token_cache(token_url, client_id, client_secret, audience)
 
     # -- the shared, I/O-free steps ---------------------------------------------------
 
     def _needs_token(self, rejected: str | None = None) -> bool:
-        token = self._token
+        token = self.cache.token
         if token is None:
             return True
         if rejected is not None:
@@ -148,14 +184,14 @@ class OAuth2ClientCredentials(httpx.Auth):
             lifetime = float(body.get("expires_in") or 300)
         except (ValueError, KeyError, TypeError):
             raise FatalError("token endpoint answered without an access_token") from None
-        self._token = AccessToken(value, self._clock() + lifetime)
-        self.tokens_issued += 1
+        self.cache.token = AccessToken(value, self._clock() + lifetime)
         return value
 
     def _authorize(self, request: httpx.Request) -> str:
-        assert self._token is not None
-        request.headers["Authorization"] = f"Bearer {self._token.value}"
-        return self._token.value
+        token = self.cache.token
+        assert token is not None
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        return token.value
 
     # -- sync flow ---------------------------------------------------------------------
 
@@ -172,7 +208,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         yield request
 
     def _sync_refresh(self, rejected: str | None) -> Generator[httpx.Request, httpx.Response, None]:
-        with self._sync_lock:
+        with self.cache.sync_lock:
             if self._needs_token(rejected):
                 response = yield self._token_request()
                 response.read()
@@ -184,7 +220,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self._needs_token():
-            async with self._async_lock:
+            async with self.cache.async_lock():
                 if self._needs_token():
                     response = yield self._token_request()
                     await response.aread()
@@ -193,7 +229,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        async with self._async_lock:
+        async with self.cache.async_lock():
             if self._needs_token(used):
                 token_response = yield self._token_request()
                 await token_response.aread()

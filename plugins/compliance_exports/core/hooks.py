@@ -31,6 +31,7 @@ from compliance_exports.core.http import (
     check_base_url,
     default_error_parser,
     default_retry_after,
+    ssl_context,
 )
 from compliance_exports.core.retry import RetryPolicy
 from compliance_exports.core.states import ExportState, StatusMap
@@ -68,7 +69,7 @@ def verify_from_extra(extra: Mapping[str, Any]) -> bool | ssl.SSLContext:
     if not bundle:
         return True
     try:
-        return ssl.create_default_context(cafile=str(bundle))
+        return ssl_context(str(bundle))
     except (OSError, ssl.SSLError) as exc:
         raise ExportValidationError("extra.ca_bundle", f"cannot load {bundle!r}: {exc}") from None
 
