@@ -19,13 +19,21 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from include.localstack.services import LocalServices, ServicePorts
+    from include.localstack.services import (
+        LocalServices,
+        ServicePorts,
+        demo_settings,
+        set_data_anchor,
+    )
 
+    today = dt.datetime.now(dt.UTC).date()
+    set_data_anchor(today)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ports = ServicePorts(s3=args.s3_port, simulator_base=args.sim_port_base)
-    with LocalServices(ports=ports, seed=args.seed) as services:
+    services = LocalServices(ports=ports, seed=args.seed, simulator_settings=demo_settings(today))
+    with services:
         state = {"describe": services.describe(), "connection_env": services.connection_env()}
         tmp = Path(args.state_file).with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))

@@ -10,16 +10,24 @@ DAG run or export failed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from include.localstack.services import LAKE_BUCKET, LocalServices
+from include.localstack.services import (
+    LAKE_BUCKET,
+    LocalServices,
+    demo_settings,
+    set_data_anchor,
+)
 from include.localstack.stack import REPO, STATE_DIR, airflow_env, create_pools
 from include.simulators.base import free_port
 
@@ -30,9 +38,31 @@ class ExportOutcome:
     export: str
     state: str
     rows: int | None = None
+    pdfs: int = 0
     uri: str = ""
     seconds: float | None = None
     note: str = ""
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def yesterday() -> dt.date:
@@ -44,14 +74,16 @@ def run_nightly(day: dt.date | None) -> int:
     home = STATE_DIR / "run"
     home.mkdir(parents=True, exist_ok=True)
     print(f"make run: nightly exports for the data interval {day} .. {day + dt.timedelta(1)}")
-    with LocalServices() as services:
+    today = dt.datetime.now(dt.UTC).date()
+    set_data_anchor(today)
+    with LocalServices(simulator_settings=demo_settings(today)) as services:
         env = {
             **airflow_env(home, api_port=free_port(), log_ports=(free_port(), free_port())),
             **services.connection_env(),
         }
         os.environ.update(env)
-        sys.path[:0] = [str(REPO / "plugins")]
         started = time.monotonic()
+        print("-> migrating the Airflow metadata database (.airflow/run)", flush=True)
         subprocess.run(
             [str(REPO / ".venv/bin/airflow"), "db", "migrate"],
             env=os.environ,
@@ -85,10 +117,13 @@ def _run_dags(day: dt.date, services: LocalServices) -> list[ExportOutcome]:
         # The interval timetable infers [prev boundary, logical date) for a run whose
         # logical date sits on a boundary: this gives exactly [day, day + 1).
         logical_date = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-        print(f"-> {dag_id}: dag.test() for {day}", flush=True)
+        log_path = STATE_DIR / "run" / "logs" / f"{dag_id}.log"
+        print(f"-> {dag_id}: dag.test() for {day} (log: {log_path})", flush=True)
         t0 = time.monotonic()
-        dagrun = dag.test(logical_date=logical_date)
+        with output_to(log_path):
+            dagrun = dag.test(logical_date=logical_date)
         seconds = time.monotonic() - t0
+        print(f"   {dagrun.state} in {seconds:.0f}s", flush=True)
         states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
         for entry in entries:
             outcomes.append(_outcome(entry, day, dagrun.state, states, seconds, services))
@@ -119,6 +154,7 @@ def _outcome(
         outcome.note = "failed tasks: " + ", ".join(bad)
     if manifest:
         outcome.rows = manifest.get("rows")
+        outcome.pdfs = sum(1 for e in manifest.get("evidence", []) if e.get("kind") == "pdf")
         outcome.uri = f"s3://{LAKE_BUCKET}/{partition.curated_prefix}"
     elif not bad and not skipped:
         outcome.state, outcome.note = "failed", "no manifest published"
@@ -145,11 +181,12 @@ def _read_json(services: LocalServices, key: str) -> dict[str, Any] | None:
 
 
 def _print_summary(outcomes: list[ExportOutcome], seconds: float) -> None:
-    header = f"{'export':<28} {'state':<10} {'rows':>9} {'dag s':>7}  parquet"
+    header = f"{'export':<36} {'state':<8} {'rows':>9} {'PDFs':>5} {'dag s':>6}  parquet"
     print("\n" + header + "\n" + "-" * len(header))
     for o in outcomes:
         rows = "-" if o.rows is None else f"{o.rows:,}"
         secs = "-" if o.seconds is None else f"{o.seconds:.0f}"
-        print(f"{o.export:<28} {o.state:<10} {rows:>9} {secs:>7}  {o.uri or o.note}")
+        pdfs = str(o.pdfs) if o.pdfs else "-"
+        print(f"{o.export:<36} {o.state:<8} {rows:>9} {pdfs:>5} {secs:>6}  {o.uri or o.note}")
     ok = sum(o.state == "success" for o in outcomes)
     print(f"\n{ok}/{len(outcomes)} exports landed in {seconds:.0f}s")

@@ -6,7 +6,9 @@ bucket, and describes the Airflow connections that point the pipeline at them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,33 @@ class ServicePorts:
 
     def simulator(self, index: int) -> int:
         return self.simulator_base + index if self.simulator_base else 0
+
+
+def demo_settings(today: dt.date) -> dict[str, dict[str, Any]]:
+    """Simulator settings of the local stack: data up to ``today``, so nightly runs find some.
+
+    Maxsight gets ~800 audit events a day over the last 60 days plus a burst of 6,000 in
+    one hour of yesterday (so yesterday's PDFs need more than one window); Oleria's
+    generated timestamps end at the coming midnight (see ``SIM_DATA_ANCHOR``).
+    """
+    start = today - dt.timedelta(days=60)
+    yesterday = today - dt.timedelta(days=1)
+    return {
+        "oleria": {"rows": 20_000},
+        "maxsight": {
+            "events": 60 * 800,
+            "store_start": f"{start.isoformat()}T00:00:00.000Z",
+            "store_end": f"{today.isoformat()}T23:59:59.999Z",
+            "burst_events": 6_000,
+            "burst_start": f"{yesterday.isoformat()}T13:00:00.000Z",
+            "burst_seconds": 3_600.0,
+        },
+    }
+
+
+def set_data_anchor(today: dt.date) -> None:
+    """Generated vendor data ends at the coming midnight (before the simulators import)."""
+    os.environ.setdefault("SIM_DATA_ANCHOR", f"{today + dt.timedelta(days=1)}T00:00:00+00:00")
 
 
 @dataclass
@@ -56,9 +85,12 @@ class LocalServices:
         return self
 
     def _start_s3(self) -> None:
+        import logging
+
         import boto3
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
         from include.simulators.base import free_port
 
         port = self.ports.s3 or free_port(self.host)

@@ -57,6 +57,11 @@ class StackPorts:
         return self.api + 2
 
 
+def pythonpath() -> str:
+    """The repo (``include``) and ``plugins`` (``compliance_exports``), as every process needs."""
+    return os.pathsep.join([str(REPO), str(REPO / "plugins")])
+
+
 def airflow_env(home: Path, *, api_port: int, log_ports: tuple[int, int]) -> dict[str, str]:
     """The environment every ``airflow`` process of the local stack runs with."""
     base_url = f"http://127.0.0.1:{api_port}"
@@ -76,12 +81,17 @@ def airflow_env(home: Path, *, api_port: int, log_ports: tuple[int, int]) -> dic
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_ports[0]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_ports[1]),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")]),
+        "PYTHONPATH": pythonpath(),
     }
 
 
 def airflow_bin() -> str:
     return str(Path(sys.executable).with_name("airflow"))
+
+
+def venv_path() -> str:
+    """PATH with this interpreter's bin first: ``airflow standalone`` runs ``airflow ...``."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def run_airflow(env: dict[str, str], *args: str) -> None:
@@ -197,7 +207,7 @@ def up(ports: StackPorts) -> dict[str, Any]:
                 "--sim-port-base",
                 str(ports.simulator_base),
             ],
-            {},
+            {"PYTHONPATH": pythonpath()},
         )
         services = wait_for_file(SERVICES_FILE, pids["services"], timeout=60)
         home = STATE_DIR / "home"
@@ -210,7 +220,9 @@ def up(ports: StackPorts) -> dict[str, Any]:
         seed_admin_password(home)
         run_airflow(env, "db", "migrate")
         create_pools(env)
-        pids["standalone"] = spawn("standalone", [airflow_bin(), "standalone"], env)
+        pids["standalone"] = spawn(
+            "standalone", [airflow_bin(), "standalone"], {**env, "PATH": venv_path()}
+        )
         api_url = env["AIRFLOW__API__BASE_URL"]
         wait_for_health(api_url, pids["standalone"], timeout=240)
     except BaseException:

@@ -313,9 +313,7 @@ def wait_for_signal() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if str(REPO / "plugins") not in sys.path:
-        sys.path.insert(0, str(REPO / "plugins"))
-    from include.simulators import VENDORS
+    from include.simulators import VENDORS  # (importing `include` puts plugins/ on sys.path)
 
     args = parser().parse_args(argv)
     vendors = list(dict.fromkeys(args.vendors or VENDORS))

@@ -36,6 +36,7 @@ import functools
 import hashlib
 import io
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,9 +56,16 @@ _WORD = 1 << 32
 _LCG_MULTIPLIER = 6364136223846793005  # Knuth's MMIX constants
 _LCG_INCREMENT = 1442695040888963407
 
-# Generated timestamps fall in the two years before this instant (fixed, so that the
-# same seed gives the same bytes on any day).
-TIMESTAMP_ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+# Generated timestamps fall in the two years before this instant: fixed by default, so
+# that the same seed gives the same bytes on any day. The local stack sets
+# SIM_DATA_ANCHOR (ISO-8601, read at import) to the coming midnight so that nightly
+# windowed exports of "yesterday" find data.
+ANCHOR_ENV = "SIM_DATA_ANCHOR"
+TIMESTAMP_ANCHOR = (
+    dt.datetime.fromisoformat(os.environ[ANCHOR_ENV]).astimezone(dt.UTC)
+    if os.environ.get(ANCHOR_ENV)
+    else dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+)
 TIMESTAMP_SPAN = dt.timedelta(days=730)
 
 # Sorting holds one small key record per matching row (the sort fields and the row
