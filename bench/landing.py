@@ -235,8 +235,22 @@ def child(engine: str, source: Path) -> None:
         report = RUNNERS[engine](source, Path(out))
         report["seconds"] = time.perf_counter() - started
         report["cpu_seconds"] = time.process_time() - cpu
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(report))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (all threads).
+
+    ``VmHWM`` belongs to the process image: ``ru_maxrss`` survives ``execve`` and would
+    report the parent's RSS at spawn time when that is higher.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 # --------------------------------------------------------------------------- parent side
@@ -274,19 +288,19 @@ def measure_once(engine: str, source: Path, env: dict[str, str] | None = None) -
 
 
 def measure_through_s3(source: Path, rows: int) -> dict[str, Any]:
-    """The landing task against a moto S3 server run by this (parent) process."""
+    """The landing task against a moto S3 server (its own process, not this one)."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from include.simulators.base import free_port
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        endpoint = f"http://127.0.0.1:{port}"
         keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
+        _wait_for(lambda: client.list_buckets())
         client.create_bucket(Bucket="compliance-lake")
         key = f"raw/vendor=oleria/dataset=bench/dt=2026-11-20/{source.name}"
         client.upload_file(str(source), "compliance-lake", key)
@@ -313,7 +327,20 @@ def measure_through_s3(source: Path, rows: int) -> dict[str, Any]:
         }
         return measure("project_s3", source, env)
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(probe: Any, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            probe()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def ratios(engines: dict[str, dict[str, Any]], label: str) -> dict[str, float]:

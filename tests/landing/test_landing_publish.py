@@ -164,6 +164,14 @@ class TestLanding:
         assert table.num_rows == 0
         assert table.schema.field("dormantDays").type == pa.int64()
 
+    def test_evidence_is_recorded(self, s3: LocalS3) -> None:
+        pdf = put_raw(s3, b"%PDF-1.7\n", filename="audit.pdf", content_type="application/pdf")
+        land(s3, put_raw(s3, CSV_V2), evidence=[pdf])
+        recorded = manifest(s3)["evidence"]
+        assert [item["key"] for item in recorded] == [pdf["key"]]
+        assert recorded[0]["sha256"] == pdf["sha256"]
+        assert recorded[0]["request"]["client_secret"] == "***"
+
     def test_pdf_stays_in_the_raw_zone(self, s3: LocalS3) -> None:
         raw = put_raw(s3, b"%PDF-1.7\n", filename="audit.pdf", content_type="application/pdf")
         result = land(s3, raw)

@@ -83,6 +83,8 @@ def land_raw_object(
     A rerun for the same partition replaces it; a failure leaves the previous version
     as it was. PDFs are evidence: they stay in the raw zone and nothing is published.
     ``partition`` defaults to the raw object's vendor, dataset and day under ``prefix``.
+    ``evidence`` lists other originals of the partition (e.g. audit PDFs, as RawObject
+    dicts) to record in the manifest.
     """
     started = time.monotonic()
     filename = str(raw.get("filename") or Path(str(raw["key"])).name)
@@ -107,8 +109,9 @@ def land_raw_object(
         timings["download_s"] = _lap(started)
         converted = convert_file(local, raw_format, declared, Path(work) / "parts", options)
         timings["convert_s"] = converted.seconds
-        landing = _Landing(store, partition, raw, raw_format, converted, options, data_interval)
-        landing.evidence = [dict(item) for item in evidence]
+        landing = _Landing(
+            store, partition, raw, raw_format, converted, options, data_interval, evidence
+        )
         return landing.publish(Path(work), timings, started)
 
 
@@ -159,6 +162,7 @@ class _Landing:
         converted: ConversionResult,
         options: ConversionOptions,
         data_interval: Mapping[str, str] | None,
+        evidence: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.store = store
         self.partition = partition
@@ -167,7 +171,7 @@ class _Landing:
         self.converted = converted
         self.options = options
         self.data_interval = dict(data_interval) if data_interval else day_interval(partition.day)
-        self.evidence: list[dict[str, Any]] = []
+        self.evidence = [redact(dict(item)) for item in evidence]
         self.run_token = new_run_token()
         self.publisher = PartitionPublisher(store, partition, self.run_token)
 
