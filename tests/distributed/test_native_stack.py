@@ -8,6 +8,8 @@ stack with ``down`` and checks nothing is left.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -17,9 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
+from compliance_exports.landing.layout import Partition
+from compliance_exports.registry import DEFAULT_REGISTRY, load_registry
+from compliance_exports.runs import days_of
 from include.distributed import VENDOR_POOLS, DistributedStack
 from include.distributed.stack import group_alive, port_is_free
 
@@ -29,6 +36,8 @@ DAG_ID = "stack_probe"
 TASK_ID = "wait_for_signal"
 PROBE_POOL = "veza"
 WAIT_TIMEOUT = 180.0  # a failure bound, not a performance expectation
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+EXPORT_DAG = "veza_exports"
 
 pytestmark = [pytest.mark.stack, pytest.mark.airflow, pytest.mark.xdist_group("native-stack")]
 
@@ -64,21 +73,50 @@ def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, state_file: Path) -> Iterator[DistributedStack]:
-    """The stack started by `python -m include.distributed up`, driven through the Python API."""
+def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped registry with a 1 s retry delay, so a failing task fails fast."""
+    doc = yaml.safe_load(DEFAULT_REGISTRY.read_text())
+    doc["defaults"]["retry_delay"] = "1s"
+    path = tmp_path_factory.mktemp("registry") / "exports.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def stack_env(registry_file: Path) -> dict[str, str]:
+    """The repo's dags/ and plugins/ (the `up` defaults) plus the probe DAG and trigger."""
+    bundles = [
+        {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+        {"name": "stack-probe", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(HERE / "dags")}},
+    ]
+    python_path = [REPO, REPO / "plugins", HERE / "plugins"]
+    return {
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        "PYTHONPATH": os.pathsep.join(map(str, python_path)),
+        "COMPLIANCE_EXPORTS_REGISTRY": str(registry_file),
+        # A dead triggerer's triggers move after this many seconds without heartbeat.
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    state_file: Path,
+    registry_file: Path,
+    s3_server: Any,
+    simulators: dict[str, Any],
+) -> Iterator[DistributedStack]:
+    """`python -m include.distributed up`, driven through the Python API.
+
+    The connections to the simulators and the local S3 (set in this process by the
+    conftest fixtures) reach every Airflow process through the environment.
+    """
     for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
         if not reachable("127.0.0.1", port):
             pytest.skip(f"{name} is not listening on 127.0.0.1:{port}")
     home = tmp_path_factory.mktemp("native-stack")
-    up = cli(
-        state_file,
-        "up",
-        f"--home={home}",
-        f"--dags-folder={HERE / 'dags'}",
-        f"--plugins-folder={HERE / 'plugins'}",
-        # A dead triggerer's triggers move after this many seconds without heartbeat.
-        "--env=AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD=15",
-    )
+    env_args = [f"--env={key}={value}" for key, value in stack_env(registry_file).items()]
+    up = cli(state_file, "up", f"--home={home}", *env_args)
     assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
     native = DistributedStack.attach(state_file)
     try:
@@ -117,15 +155,15 @@ def task_instance(stack: DistributedStack, run_id: str) -> dict[str, Any]:
     return ti
 
 
-def run_state(stack: DistributedStack, run_id: str) -> str:
-    response = stack.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+def run_state(stack: DistributedStack, run_id: str, dag_id: str = DAG_ID) -> str:
+    response = stack.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
     assert response.status_code == 200, response.text
     return str(response.json()["state"])
 
 
-def wait_run_finished(stack: DistributedStack, run_id: str) -> str:
+def wait_run_finished(stack: DistributedStack, run_id: str, dag_id: str = DAG_ID) -> str:
     def finished() -> str | None:
-        state = run_state(stack, run_id)
+        state = run_state(stack, run_id, dag_id)
         return state if state in ("success", "failed") else None
 
     state: str = wait_for(f"run {run_id} to finish", finished)
@@ -225,6 +263,45 @@ def test_killed_triggerer_is_replaced_and_the_task_completes(
     assert event["pgid"] == new_triggerer
     ti = task_instance(stack, run_id)
     assert ti["try_number"] == 1, "the task was retried instead of resumed"
+
+
+def test_project_dags_load_in_the_stack(stack: DistributedStack) -> None:
+    wanted = set(load_registry().by_dag())
+    wait_for("the project DAGs to be parsed", lambda: wanted <= stack_dag_ids(stack))
+    errors = stack.rest("GET", "/api/v2/importErrors").json()
+    assert errors["total_entries"] == 0, errors
+
+
+def stack_dag_ids(stack: DistributedStack) -> set[str]:
+    body = stack.rest("GET", "/api/v2/dags?limit=100").json()
+    return {dag["dag_id"] for dag in body["dags"]}
+
+
+def test_a_project_export_dag_lands_its_exports(stack: DistributedStack, s3_server: Any) -> None:
+    """The real Veza DAG, unpaused: its scheduled run submits on a worker, waits in the
+    triggerer, fetches and lands, and every export of the DAG publishes its manifest."""
+    wait_for("the export DAG", lambda: EXPORT_DAG in stack_dag_ids(stack))
+    response = stack.rest("PATCH", f"/api/v2/dags/{EXPORT_DAG}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    run = wait_for("the scheduler to create the latest run", lambda: latest_run(stack))
+
+    state = wait_run_finished(stack, run["dag_run_id"], dag_id=EXPORT_DAG)
+
+    tis_path = f"/api/v2/dags/{EXPORT_DAG}/dagRuns/{run['dag_run_id']}/taskInstances"
+    tis = stack.rest("GET", tis_path).json()["task_instances"]
+    assert state == "success", {ti["task_id"]: ti["state"] for ti in tis}
+    for entry in load_registry().by_dag()[EXPORT_DAG]:
+        start, end = (
+            dt.datetime.fromisoformat(run[f"data_interval_{edge}"]) for edge in ("start", "end")
+        )
+        day = days_of(start, end, ZoneInfo(entry.timezone))[-1]
+        partition = Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+        assert partition.manifest_key in s3_server.keys(partition.curated_prefix), entry.name
+
+
+def latest_run(stack: DistributedStack) -> dict[str, Any] | None:
+    runs = stack.rest("GET", f"/api/v2/dags/{EXPORT_DAG}/dagRuns").json()["dag_runs"]
+    return runs[0] if runs else None
 
 
 def test_status_command_reports_every_component_healthy(
