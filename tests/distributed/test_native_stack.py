@@ -1,9 +1,12 @@
 """The production topology run natively: PostgreSQL + Redis + CeleryExecutor.
 
-One stack for the whole module (it costs ~1.8 GiB and a minute of CPU to start),
-started with ``python -m include.distributed up`` and driven through the Python API
-(``DistributedStack.attach``). The tests run in file order; the last one stops the
-stack with ``down`` and checks nothing is left.
+One stack for the whole module (~1.4 GiB PSS, one to two minutes of CPU to start),
+started with ``python -m include.distributed up`` on the repo's dags/ and plugins/
+plus a probe DAG bundle (tests/distributed/dags, trigger in tests/distributed/plugins),
+and driven through the Python API (``DistributedStack.attach``). Connections to the
+conftest's simulators and local S3 reach every process through the environment. The
+tests run in file order; the last one stops the stack with ``down`` and checks that
+nothing is left.
 """
 
 from __future__ import annotations
