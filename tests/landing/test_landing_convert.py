@@ -216,6 +216,15 @@ class TestQuarantine:
         assert text.splitlines()[0] == "where,row,column,reason,record"
         assert "3,30,extra" in text
 
+    def test_row_numbers_count_the_rows_skipped_before(self, write_file: WriteFile) -> None:
+        csv = b"id,count\r\n1,1\r\n2,2,2\r\n3,3\r\n4,four\r\n5,5\r\n"
+        result = _convert(write_file("crlf.csv", csv), on_bad_rows=BadRowPolicy.QUARANTINE)
+        assert read_parts(result).column("id").to_pylist() == ["1", "3", "5"]
+        assert sorted((r.row, r.reason) for r in result.rejected) == [
+            (3, "expected 2 fields, found 3"),
+            (5, "not a valid int64"),
+        ]
+
     def test_too_many_rejected_rows_fail(self, write_file: WriteFile) -> None:
         with pytest.raises(TooManyRejectedRowsError):
             _convert(
