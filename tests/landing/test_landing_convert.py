@@ -225,6 +225,14 @@ class TestQuarantine:
             (5, "not a valid int64"),
         ]
 
+    def test_undecodable_row_set_aside(self, write_file: WriteFile) -> None:
+        csv = b"id,name\n1,caf\xc3\xa9\n2,caf\xe9\n3,ok\n"
+        result = _convert(write_file("mixed.csv", csv), on_bad_rows=BadRowPolicy.QUARANTINE)
+        assert read_parts(result).column("name").to_pylist() == ["café", "ok"]
+        (rejected,) = result.rejected
+        assert (rejected.row, rejected.column, rejected.reason) == (3, "name", "not UTF-8 text")
+        assert rejected.record == "2,caf\\xe9"
+
     def test_too_many_rejected_rows_fail(self, write_file: WriteFile) -> None:
         with pytest.raises(TooManyRejectedRowsError):
             _convert(

@@ -51,6 +51,7 @@ from compliance_exports.landing.values import (
     NAIVE_MICROS,
     UTC_MICROS,
     bad_positions,
+    decode_utf8,
     has_zone,
     to_typed,
     to_utc_timestamp,
@@ -357,19 +358,11 @@ class _TextConversion:
     ) -> pa.Array:
         if column.type != pa.binary():
             return column
-        try:
-            return pc.cast(column, pa.string())
-        except pa.ArrowInvalid:
-            pass
-        values = column.to_pylist()
-        clean: list[str | None] = []
-        for position, value in enumerate(values):
-            try:
-                clean.append(None if value is None else value.decode("utf-8"))
-            except UnicodeDecodeError:
-                self._found_bad(segment, block, position, name, value, "not UTF-8 text", bad)
-                clean.append(None)
-        return pa.array(clean, pa.string())
+        text, undecodable = decode_utf8(column)
+        for position in undecodable:
+            value = column[position].as_py()
+            self._found_bad(segment, block, position, name, value, "not UTF-8 text", bad)
+        return text
 
     def _as_typed(
         self,

@@ -115,18 +115,18 @@ def first_bad_position(text: pa.Array, ctype: ColumnType) -> int | None:
     return next(bad_positions(text, ctype), None)
 
 
-def utf8_or_bad_positions(raw: pa.Array) -> tuple[pa.Array | None, list[int]]:
-    """Binary -> string; or ``None`` and the positions of the values that are not UTF-8."""
+def decode_utf8(raw: pa.Array) -> tuple[pa.Array, list[int]]:
+    """Binary -> string, with values that are not UTF-8 set to null; and their positions."""
     try:
         return pc.cast(raw, pa.string()), []
     except pa.ArrowInvalid:
         pass
-    bad = []
+    text: list[str | None] = []
+    undecodable = []
     for position, value in enumerate(raw.to_pylist()):
-        if value is None:
-            continue
         try:
-            value.decode("utf-8")
+            text.append(None if value is None else value.decode("utf-8"))
         except UnicodeDecodeError:
-            bad.append(position)
-    return None, bad
+            text.append(None)
+            undecodable.append(position)
+    return pa.array(text, pa.string()), undecodable
