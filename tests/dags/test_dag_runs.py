@@ -11,46 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from compliance_exports.landing.layout import Partition
-from compliance_exports.registry import DEFAULT_REGISTRY, ExportEntry, load_registry
+from compliance_exports.registry import ExportEntry, load_registry
 
 DAY = dt.date(2026, 11, 20)
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    doc = yaml.safe_load(DEFAULT_REGISTRY.read_text())
-    doc["defaults"]["retry_delay"] = "1s"
-    path = tmp_path_factory.mktemp("registry") / "exports.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-@pytest.fixture(scope="module")
-def dags(registry_file: Path, airflow_db: Path, s3_server: Any, simulators: Any) -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("COMPLIANCE_EXPORTS_REGISTRY", str(registry_file))
-    try:
-        bag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags"))
-    finally:
-        mp.undo()
-    assert bag.import_errors == {}
-    return dict(bag.dags)
-
-
-def _run(dag: Any, day: dt.date) -> Any:
-    logical = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-    return dag.test(logical_date=logical)
 
 
 def _exports(sim: Any) -> dict[str, Any]:
@@ -83,9 +53,9 @@ def _check_partition(s3: Any, entry: ExportEntry, sim: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("dag_id", sorted(load_registry().by_dag()))
 def test_nightly_dag_lands_every_export(
-    dag_id: str, dags: dict[str, Any], s3: Any, simulators: Any
+    dag_id: str, dags: dict[str, Any], s3: Any, simulators: Any, run_for_day: Any
 ) -> None:
-    dagrun = _run(dags[dag_id], DAY)
+    dagrun = run_for_day(dags[dag_id], DAY)
     states = {(ti.task_id, ti.map_index): ti.state for ti in dagrun.get_task_instances()}
     assert dagrun.state == "success", states
     for entry in load_registry().by_dag()[dag_id]:
