@@ -200,9 +200,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
     state_dir = tmp_path_factory.mktemp("localstack")
     api = free_port()
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "AWS_"))
+        key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "AWS_"))
     }
     env.update(
         CE_STATE_DIR=str(state_dir),
