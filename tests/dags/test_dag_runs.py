@@ -65,6 +65,8 @@ def test_nightly_dag_lands_every_export(
             pdfs = [k for k in s3.keys(partition.raw_prefix) if k.endswith(".pdf")]
             assert len(pdfs) == 1, "the PDF report is archived as it came"
             assert s3.read(pdfs[0]).startswith(b"%PDF-")
+            evidence = json.loads(s3.read(partition.manifest_key))
+            assert (evidence["raw"]["key"], evidence["parts"]) == (pdfs[0], [])
             continue
         manifest = _check_partition(s3, entry, sim)
         declared = {c["name"]: c["type"] for c in manifest["schema"]}

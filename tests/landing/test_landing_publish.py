@@ -172,18 +172,18 @@ class TestLanding:
         assert recorded[0]["sha256"] == pdf["sha256"]
         assert recorded[0]["request"]["client_secret"] == "***"
 
-    def test_pdf_stays_in_the_raw_zone(self, s3: LocalS3) -> None:
+    def test_pdf_stays_in_the_raw_zone_with_an_evidence_manifest(self, s3: LocalS3) -> None:
         raw = put_raw(s3, b"%PDF-1.7\n", filename="audit.pdf", content_type="application/pdf")
         result = land(s3, raw)
-        assert result == {
-            "manifest_uri": None,
-            "rows": 0,
-            "parts": [],
-            "drift": None,
-            "rejected_rows": 0,
-            "quarantine_uri": None,
-        }
-        assert s3.keys("curated/") == []
+        assert result["rows"] == 0
+        assert result["parts"] == []
+        assert result["manifest_uri"] is not None
+        assert [k for k in s3.keys("curated/") if not k.endswith("_manifest.json")] == []
+        recorded = manifest(s3)
+        assert recorded["raw"]["key"] == raw["key"]
+        assert recorded["raw"]["sha256"] == raw["sha256"]
+        assert recorded["raw"]["format"] == "pdf"
+        assert (recorded["rows"], recorded["parts"]) == (0, [])
         assert s3.read(raw["key"]) == b"%PDF-1.7\n"
 
     def test_changed_raw_object_is_refused(self, s3: LocalS3) -> None:

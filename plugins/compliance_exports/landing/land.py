@@ -41,7 +41,7 @@ from compliance_exports.landing.manifest import (
     redact,
 )
 from compliance_exports.landing.parquet import ParquetOptions
-from compliance_exports.landing.schema import DatasetSchema
+from compliance_exports.landing.schema import DatasetSchema, resolve
 from compliance_exports.landing.sources import RawFormat, detect_format
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ def land_raw_object(
     """Convert ``raw`` (a fetch step's RawObject dict) to Parquet and publish the partition.
 
     A rerun for the same partition replaces it; a failure leaves the previous version
-    as it was. PDFs are evidence: they stay in the raw zone and nothing is published.
+    as it was. A PDF is evidence: it stays in the raw zone as it came, and the partition's
+    manifest (no Parquet parts, zero rows) records it with its sha256 and size.
     ``partition`` defaults to the raw object's vendor, dataset and day under ``prefix``.
     ``evidence`` lists other originals of the partition (e.g. audit PDFs, as RawObject
     dicts) to record in the manifest.
@@ -89,9 +90,6 @@ def land_raw_object(
     started = time.monotonic()
     filename = str(raw.get("filename") or Path(str(raw["key"])).name)
     raw_format = detect_format(filename, raw.get("content_type"))
-    if raw_format is RawFormat.PDF:
-        log.info("%s is a PDF: archived in the raw zone, nothing to convert", raw.get("uri"))
-        return _nothing_landed()
     declared = (
         schema if isinstance(schema, DatasetSchema) else DatasetSchema.from_mapping(schema or {})
     )
@@ -102,6 +100,13 @@ def land_raw_object(
         max_rejected_rows=max_rejected_rows,
         parquet=parquet or ParquetOptions(),
     )
+    if raw_format is RawFormat.PDF:
+        log.info("%s is a PDF: archived in the raw zone as evidence", raw.get("uri"))
+        evidence_only = _Landing(
+            store, partition, raw, raw_format, _no_table(declared), options, data_interval, evidence
+        )
+        with tempfile.TemporaryDirectory(prefix="landing-") as work:
+            return evidence_only.publish(Path(work), {}, started)
     with tempfile.TemporaryDirectory(prefix="landing-") as work:
         timings: dict[str, float] = {}
         local = Path(work) / filename
@@ -119,15 +124,17 @@ def _lap(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def _nothing_landed() -> LandingResult:
-    return {
-        "manifest_uri": None,
-        "rows": 0,
-        "parts": [],
-        "drift": None,
-        "rejected_rows": 0,
-        "quarantine_uri": None,
-    }
+def _no_table(declared: DatasetSchema) -> ConversionResult:
+    """What a PDF converts to: nothing. Its manifest records the original as evidence."""
+    return ConversionResult(
+        rows=0,
+        parts=[],
+        schema=resolve(declared, declared.names),
+        segments=[],
+        rejected=[],
+        fast_path=False,
+        seconds=0.0,
+    )
 
 
 def _download_checked(store: LakeStore, raw: Mapping[str, Any], path: Path) -> None:

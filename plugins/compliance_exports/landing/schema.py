@@ -13,21 +13,31 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from compliance_exports.landing.errors import LandingError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported only where Arrow types are built: the registry validates declared
+# schemas at DAG parse time, which must stay free of heavy imports.
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
-_SIMPLE_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "date": pa.date32(),
-}
+_SIMPLE_TYPES: tuple[str, ...] = ("string", "int64", "float64", "bool", "timestamp", "date")
 TYPE_NAMES = (*_SIMPLE_TYPES, "decimal(p,s)")
+
+
+def _arrow_simple(name: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+    }[name]
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,11 @@ class ColumnType:
 
     @property
     def arrow_type(self) -> pa.DataType:
+        import pyarrow as pa
+
         if self.name == "decimal":
             return pa.decimal128(self.precision, self.scale)
-        return _SIMPLE_TYPES[self.name]
+        return _arrow_simple(self.name)
 
     def __str__(self) -> str:
         if self.name == "decimal":
@@ -124,6 +136,8 @@ class ResolvedSchema:
 
     @property
     def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([pa.field(name, ctype.arrow_type) for name, ctype in self.columns])
 
     def type_of(self, name: str) -> ColumnType:
