@@ -74,7 +74,10 @@ def airflow_env(home: Path, *, api_port: int, log_ports: tuple[int, int]) -> dic
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SQLite allows one writer: wait up to a minute for the lock (scheduler, api-server,
+        # dag-processor and CLI commands such as `airflow backfill create` all write)
+        # instead of failing after sqlite3's default 5 s with "database is locked".
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": base_url,
@@ -101,16 +104,20 @@ def run_airflow(env: dict[str, str], *args: str) -> None:
 
 
 def create_pools(env: dict[str, str]) -> None:
-    for vendor, slots in VENDOR_POOLS.items():
-        run_airflow(
-            env,
-            "pools",
-            "set",
-            vendor,
-            str(slots),
-            f"{vendor} export API calls (deferred waits count)",
-            "--include-deferred",
-        )
+    """One pool per vendor, counting deferred tasks: one `airflow pools import` (one start-up
+    of the CLI instead of one per pool)."""
+    pools = {
+        vendor: {
+            "slots": slots,
+            "description": f"{vendor} export API calls (deferred waits count)",
+            "include_deferred": True,
+        }
+        for vendor, slots in VENDOR_POOLS.items()
+    }
+    path = Path(env["AIRFLOW_HOME"]) / "pools.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pools, indent=2))
+    run_airflow(env, "pools", "import", str(path))
 
 
 def seed_admin_password(home: Path) -> None:
