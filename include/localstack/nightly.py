@@ -152,7 +152,10 @@ def _outcome(
         outcome.state = "skipped"
     if bad:
         outcome.note = "failed tasks: " + ", ".join(bad)
-    if manifest:
+    if manifest and manifest.get("raw", {}).get("format") == "pdf":  # evidence only
+        outcome.pdfs = 1
+        outcome.uri = f"s3://{LAKE_BUCKET}/{manifest['raw']['key']} (PDF, archived)"
+    elif manifest:
         outcome.rows = manifest.get("rows")
         outcome.pdfs = sum(1 for e in manifest.get("evidence", []) if e.get("kind") == "pdf")
         outcome.uri = f"s3://{LAKE_BUCKET}/{partition.curated_prefix}"
@@ -181,7 +184,7 @@ def _read_json(services: LocalServices, key: str) -> dict[str, Any] | None:
 
 
 def _print_summary(outcomes: list[ExportOutcome], seconds: float) -> None:
-    header = f"{'export':<36} {'state':<8} {'rows':>9} {'PDFs':>5} {'dag s':>6}  parquet"
+    header = f"{'export':<36} {'state':<8} {'rows':>9} {'PDFs':>5} {'dag s':>6}  landed in"
     print("\n" + header + "\n" + "-" * len(header))
     for o in outcomes:
         rows = "-" if o.rows is None else f"{o.rows:,}"
