@@ -21,7 +21,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from typing import Any, Literal
@@ -167,6 +167,14 @@ class SimState:
     facts: dict[str, Any] = field(default_factory=dict)
     # Hook for vendors to expose/patch runtime settings through /_sim/config.
     settings: Any = None
+
+
+def new_state(
+    vendor: str, *, seed: int, settings: Any, faults: Iterable[Fault | dict[str, Any]] = ()
+) -> SimState:
+    """A simulator's state: its settings and the faults armed at start (dicts or Faults)."""
+    armed = [fault if isinstance(fault, Fault) else Fault(**fault) for fault in faults]
+    return SimState(vendor=vendor, seed=seed, faults=FaultInjector(seed, armed), settings=settings)
 
 
 def install_common(app: FastAPI, state: SimState) -> None:

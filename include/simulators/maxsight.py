@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -70,7 +70,7 @@ from compliance_exports.vendors.maxsight.query import (
     parse_params,
 )
 from include.simulators import RunningSimulator
-from include.simulators.base import Fault, FaultInjector, SimState, SimulatorServer, install_common
+from include.simulators.base import Fault, SimState, SimulatorServer, install_common, new_state
 from include.simulators.data import Column, Dataset, Row, RowRandom, csv_chunks, download_response
 from include.simulators.pdf import write_table_pdf
 from include.simulators.sailpoint import (
@@ -636,12 +636,14 @@ def request_summary(query: AuditExportQuery) -> str:
 
 
 def build_app(
-    settings: MaxsightSettings | None = None, *, seed: int = 0, faults: list[Fault] | None = None
+    settings: MaxsightSettings | None = None,
+    *,
+    seed: int = 0,
+    faults: Iterable[Fault | dict[str, Any]] = (),
 ) -> FastAPI:
     """The Maxsight simulator app (the export endpoint and ``/_sim``)."""
     settings = settings or MaxsightSettings()
-    state = SimState(vendor="maxsight", seed=seed, faults=FaultInjector(seed, faults))
-    state.settings = settings
+    state = new_state("maxsight", seed=seed, settings=settings, faults=faults)
     api = MaxsightApi(state, settings)
     app = FastAPI(title="Maxsight audit events export (simulator)")
     app.state.api = api
@@ -667,7 +669,7 @@ def start(
     *, host: str = "127.0.0.1", port: int = 0, seed: int = 0, **settings: Any
 ) -> RunningSimulator:
     """Start the simulator on ``host:port`` (0: a free port) and describe its connection."""
-    faults = [Fault(**f) if isinstance(f, dict) else f for f in settings.pop("faults", [])]
+    faults = settings.pop("faults", [])
     config = MaxsightSettings(**settings)
     server = SimulatorServer(build_app(config, seed=seed, faults=faults), host, port).start()
     return RunningSimulator(

@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.vendors.oleria import filters
 from include.simulators import RunningSimulator
-from include.simulators.base import Fault, FaultInjector, SimState, SimulatorServer, install_common
+from include.simulators.base import SimState, SimulatorServer, install_common, new_state
 from include.simulators.data import (
     Dataset,
     Row,
@@ -560,8 +560,7 @@ def start(
     """Start both origins; the connection carries the API origin and ``extra.token_url``."""
     faults = settings.pop("faults", None) or []
     config = OleriaSettings(**settings)
-    armed = [Fault(**f) if isinstance(f, dict) else f for f in faults]
-    state = SimState(vendor=VENDOR, seed=seed, faults=FaultInjector(seed, armed), settings=config)
+    state = new_state(VENDOR, seed=seed, settings=config, faults=faults)
     service = OleriaService(state, config)
     downloads = SimulatorServer(build_download_app(service), host=host, port=config.download_port)
     public_host = config.download_host or ("127.0.0.1" if host in {"0.0.0.0", "::"} else host)

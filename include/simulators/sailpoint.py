@@ -59,7 +59,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -85,6 +85,7 @@ from include.simulators.base import (
     SimState,
     SimulatorServer,
     install_common,
+    new_state,
 )
 from include.simulators.data import (
     APPLICATIONS,
@@ -943,12 +944,14 @@ def _basic_credentials(authorization: str | None) -> tuple[str | None, str | Non
 
 
 def build_app(
-    settings: SailPointSettings | None = None, *, seed: int = 0, faults: list[Fault] | None = None
+    settings: SailPointSettings | None = None,
+    *,
+    seed: int = 0,
+    faults: Iterable[Fault | dict[str, Any]] = (),
 ) -> FastAPI:
     """The SailPoint simulator app (token endpoint, both report layouts, ``/_sim``)."""
     settings = settings or SailPointSettings()
-    state = SimState(vendor="sailpoint", seed=seed, faults=FaultInjector(seed, faults))
-    state.settings = settings
+    state = new_state("sailpoint", seed=seed, settings=settings, faults=faults)
     api = SailPointApi(state, settings)
     app = FastAPI(title="SailPoint ISC reports (simulator)")
     app.state.api = api
@@ -969,7 +972,7 @@ def start(
     *, host: str = "127.0.0.1", port: int = 0, seed: int = 0, **settings: Any
 ) -> RunningSimulator:
     """Start the simulator on ``host:port`` (0: a free port) and describe its connection."""
-    faults = [Fault(**f) if isinstance(f, dict) else f for f in settings.pop("faults", [])]
+    faults = settings.pop("faults", [])
     config = SailPointSettings(**settings)
     server = SimulatorServer(build_app(config, seed=seed, faults=faults), host, port).start()
     base = server.base_url

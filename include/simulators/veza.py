@@ -43,11 +43,10 @@ from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.vendors.veza import scim, validation
 from include.simulators import RunningSimulator
 from include.simulators.base import (
-    Fault,
-    FaultInjector,
     SimState,
     SimulatorServer,
     install_common,
+    new_state,
 )
 from include.simulators.data import (
     VEZA_ACCESS_REVIEW,
@@ -585,8 +584,7 @@ def start(
     """Start the simulator; the connection's password is the API key."""
     faults = settings.pop("faults", None) or []
     config = VezaSettings(**settings)
-    armed = [Fault(**f) if isinstance(f, dict) else f for f in faults]
-    state = SimState(vendor=VENDOR, seed=seed, faults=FaultInjector(seed, armed), settings=config)
+    state = new_state(VENDOR, seed=seed, settings=config, faults=faults)
     server = SimulatorServer(build_app(VezaService(state, config)), host=host, port=port).start()
     return RunningSimulator(
         vendor=VENDOR,
