@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from compliance_exports.audit import SPLIT_DIMENSIONS, Window, fetch_with_bisection
 from compliance_exports.core.http import VendorResponseError
+from compliance_exports.vendors.maxsight.hook import MaxsightHook
 from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def pdf_filename(window: Window) -> str:
 class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
     """Fetch a batch of planned PDF windows (``windows``: ``Window.to_dict()`` items).
 
-    Returns one ``{"window", "expected_events", "raw"}`` per PDF landed; a window split
-    by bisection lands as several PDFs whose event counts are unknown (``None``).
+    Returns one ``{"window", "expected_events", "raw"}`` per PDF landed; the parts of a
+    window split by bisection are counted again with a CSV request of the same window.
     """
 
     template_fields = (*MaxsightAuditExportToS3Operator.template_fields, "windows")
@@ -82,19 +83,29 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
                 is_pdf_limit_refusal,
                 max_depth=self.max_bisection_depth,
             )
-            for window, raw in pieces:
-                landed.append(
-                    {
-                        "window": window.to_dict(),
-                        "expected_events": window.expected_events if window == planned else None,
-                        "raw": raw,
-                    }
-                )
-            if len(pieces) > 1:
+            split = len(pieces) > 1
+            if split:
                 self.log.warning(
-                    "window %s was refused for the PDF limit: %d PDFs", planned, len(pieces)
+                    "window %s was refused for the PDF limit (events arrived since counting): "
+                    "bisected into %d PDFs",
+                    planned,
+                    len(pieces),
                 )
+            for window, raw in pieces:
+                events = self._count_events(window) if split else window.expected_events
+                landed.append({"window": window.to_dict(), "expected_events": events, "raw": raw})
         return landed
+
+    def _count_events(self, window: Window) -> int:
+        """Count a bisected window's events again (CSV of the same query, in UTC/English)."""
+        from compliance_exports.audit import counting_query, read_counting_csv
+
+        assert self._query is not None, "a PDF was fetched for this window first"
+        query = counting_query(window.pdf_query(self._query), window.start, window.end)
+        hook = self.hook
+        assert isinstance(hook, MaxsightHook)
+        with hook.open_export(query, self.array_style) as download:
+            return len(read_counting_csv(download.response.iter_bytes(1 << 16)))
 
     def _fetch_window(
         self, window: Window, base: Mapping[str, tuple[str, ...]], context: Context
