@@ -112,7 +112,8 @@ def s3_server() -> Iterator[LocalS3]:
 
 @pytest.fixture
 def s3(s3_server: LocalS3) -> Iterator[LocalS3]:
-    """The local S3 server, emptied after the test."""
+    """The local S3 server, empty when the test starts, emptied after it."""
+    s3_server.empty()
     yield s3_server
     s3_server.empty()
 
@@ -138,14 +139,19 @@ def simulators() -> Iterator[dict[str, Any]]:
             sim.stop()
 
 
-@pytest.fixture
-def sim(simulators: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The session simulators with faults disarmed and request logs cleared after the test."""
-    yield simulators
+def _reset(simulators: dict[str, Any]) -> None:
     for running in simulators.values():
         with running.admin() as admin:
             admin.delete("/_sim/faults")
             admin.delete("/_sim/requests")
+
+
+@pytest.fixture
+def sim(simulators: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The session simulators, no fault armed and an empty request log (before and after)."""
+    _reset(simulators)
+    yield simulators
+    _reset(simulators)
 
 
 @pytest.fixture(scope="session")
