@@ -149,6 +149,20 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def descendant_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s descendants other than ``pid``'s own group."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+        own = os.getpgid(pid)
+    except (psutil.Error, ProcessLookupError):
+        return set()
+    groups = set()
+    for child in children:
+        with suppress(ProcessLookupError, psutil.Error):
+            groups.add(os.getpgid(child.pid))
+    return groups - {own}
+
+
 def _new_fernet_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
@@ -394,11 +408,21 @@ class DistributedStack:
             self.state_file.unlink(missing_ok=True)
 
     def kill(self, component: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Send ``sig`` to the whole process group of one component."""
+        """Send ``sig`` to the whole process tree of one component, as a host crash would.
+
+        That is its process group and the groups of its descendants: Airflow 3.3's task
+        supervisor puts each task runner in a group of its own (``setpgid``), so signalling
+        a worker's group alone would leave its running tasks alive as orphans.
+        """
         self._check_component(component)
         if not self.is_running(component):
             raise StackError(f"{component} is not running")
+        own = self.state.processes[component]
+        descendants = descendant_groups(own)
         self._signal(component, sig)
+        for pgid in descendants:
+            with suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
 
     def restart(self, component: str, timeout: float = 30.0) -> None:
         """Stop one component (if still running) and start a fresh process for it."""
