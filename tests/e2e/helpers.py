@@ -135,7 +135,8 @@ class E2EStack:
     def partition_keys(self, entry: ExportEntry, day: dt.date) -> list[str]:
         """Every object of the export for ``day``: raw, curated and staging."""
         part = self.partition(entry, day)
-        prefixes = [part.raw_prefix, part.curated_prefix, part.staging_prefix("x")[:-2]]
+        staging = part.staging_prefix("token").removesuffix("token/")  # every run's staging
+        prefixes = [part.raw_prefix, part.curated_prefix, staging]
         return [key for prefix in prefixes for key in self.keys(prefix)]
 
     def manifest(self, entry: ExportEntry, day: dt.date) -> dict[str, Any]:

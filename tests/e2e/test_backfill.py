@@ -56,7 +56,7 @@ def wait_for_backfill(stack: E2EStack, dag_id: str, backfill_id: int) -> list[di
         backfill: dict[str, Any] = stack.client.get(f"/api/v2/backfills/{backfill_id}")
         return backfill if backfill.get("completed_at") else None
 
-    runs = [r for r in stack.client.runs(dag_id, run_type="backfill")]
+    runs = stack.client.runs(dag_id, run_type="backfill")
     try:
         wait_until(
             f"backfill {backfill_id} of {dag_id}", probe, timeout=BACKFILL_TIMEOUT_S, every=3
@@ -125,8 +125,6 @@ def check_lake(
 
 @pytest.mark.parametrize("case", selected_cases(), ids=str)
 def test_backfill_then_reprocess(case: DagCase, stack: E2EStack) -> None:
-    if not case.windowed:
-        pytest.skip(f"{case.dag_id} has only snapshot exports: a backfill lands nothing")
     # Three past days (5..3 days back), inside the simulators' generated history.
     first, last = data_day(5), data_day(3)
     wanted = list(days(first, last))
@@ -135,6 +133,8 @@ def test_backfill_then_reprocess(case: DagCase, stack: E2EStack) -> None:
     runs = wait_for_backfill(stack, case.dag_id, backfill["id"])
     check_runs(stack, case, runs, wanted)
     landed = check_lake(stack, case, wanted)
+    if not case.windowed:
+        return  # only snapshots: every run skipped them and nothing was written
 
     again = create_backfill(stack, case.dag_id, first, last, "--reprocess-behavior", "completed")
     runs = wait_for_backfill(stack, case.dag_id, again["id"])
