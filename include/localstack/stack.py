@@ -250,6 +250,40 @@ def up(ports: StackPorts) -> dict[str, Any]:
     return stack
 
 
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return pids
+
+
+def stray_processes(home: str) -> list[int]:
+    """PIDs of airflow processes of this stack outside the recorded groups (Linux ``/proc``).
+
+    Airflow 3.3's task supervisor moves each running task into a process group of its own;
+    those still carry the stack's ``AIRFLOW_HOME``. Never this process, its ancestors (a
+    shell that sourced stack.env) or its own group.
+    """
+    needle = f"\0AIRFLOW_HOME={home}\0".encode()
+    mine, own_group = _ancestors(), os.getpgrp()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        pid = int(proc.name)
+        if pid in mine:
+            continue
+        with contextlib.suppress(OSError):
+            environ = b"\0" + (proc / "environ").read_bytes() + b"\0"
+            cmdline = (proc / "cmdline").read_bytes()
+            if needle in environ and b"airflow" in cmdline and os.getpgid(pid) != own_group:
+                found.append(pid)
+    return found
+
+
 def down() -> list[str]:
     if not STACK_FILE.exists():
         return []
@@ -258,6 +292,10 @@ def down() -> list[str]:
     for name, pid in reversed(list(stack.get("pids", {}).items())):
         stop_group(int(pid))
         stopped.append(f"{name} (pid {pid})")
+    for pid in stray_processes(stack["airflow_home"]):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            stop_group(os.getpgid(pid), timeout=10)
+            stopped.append(f"task process group {pid}")
     STACK_FILE.unlink(missing_ok=True)
     STACK_ENV_FILE.unlink(missing_ok=True)
     SERVICES_FILE.unlink(missing_ok=True)
