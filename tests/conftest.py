@@ -196,7 +196,7 @@ def _stack_command(command: str, env: dict[str, str]) -> None:
 
     subprocess.run(
         [sys.executable, "-m", "include.localstack", command],
-        cwd=REPO, env=env, check=True, timeout=420,
+        cwd=REPO, env=env, check=True, timeout=600,
     )  # fmt: skip
 
 
