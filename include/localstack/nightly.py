@@ -5,7 +5,8 @@ it never collides with ``make up``), points every connection at them, migrates a
 metadata database under ``.airflow/run``, runs each registry DAG with ``dag.test()`` for
 the data interval ``[DATE 00:00, DATE+1 00:00)`` (default: yesterday), then reads each
 export's published manifest back from S3 and prints what landed. Exit code 1 when any
-DAG run or export failed.
+DAG run or export failed. Then it runs the same interval again and checks that every
+partition was replaced (same rows, only the manifest's parts): reruns never append.
 """
 
 from __future__ import annotations
@@ -92,9 +93,41 @@ def run_nightly(day: dt.date | None) -> int:
         )
         create_pools(env)
         outcomes = _run_dags(day, services)
-    _print_summary(outcomes, time.monotonic() - started)
-    failed = [o for o in outcomes if o.state not in {"success", "skipped"}]
-    return 1 if failed or not outcomes else 0
+        _print_summary(outcomes, time.monotonic() - started)
+        failed = [o for o in outcomes if o.state not in {"success", "skipped"}]
+        if failed or not outcomes:
+            return 1
+        print("\nSecond run of the same interval (reruns must replace, never append):")
+        problems = _rerun_problems(outcomes, _run_dags(day, services), services, day)
+    for problem in problems:
+        print(f"  NOT IDEMPOTENT: {problem}")
+    if not problems:
+        print("  every partition was replaced: same rows, one manifest, no stale or extra parts")
+    return 1 if problems else 0
+
+
+def _rerun_problems(
+    first: list[ExportOutcome], second: list[ExportOutcome], services: LocalServices, day: dt.date
+) -> list[str]:
+    from compliance_exports.landing.layout import Partition
+    from compliance_exports.registry import load_registry
+
+    problems = []
+    again = {o.export: o for o in second}
+    for before in first:
+        after = again.get(before.export)
+        if after is None or (after.state, after.rows) != (before.state, before.rows):
+            got = (after.state, after.rows) if after else "missing"
+            problems.append(f"{before.export}: {(before.state, before.rows)} then {got}")
+            continue
+        entry = load_registry().get(before.export)
+        partition = Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+        manifest = _read_json(services, partition.manifest_key) or {}
+        listed = {part["key"] for part in manifest.get("parts", [])}
+        stored = {k for k in _keys(services, partition.curated_prefix) if k.endswith(".parquet")}
+        if listed != stored:
+            problems.append(f"{before.export}: parts {sorted(stored - listed)} not in the manifest")
+    return problems
 
 
 def _run_dags(day: dt.date, services: LocalServices) -> list[ExportOutcome]:
@@ -164,23 +197,36 @@ def _outcome(
     return outcome
 
 
-def _read_json(services: LocalServices, key: str) -> dict[str, Any] | None:
+def _s3_client(services: LocalServices) -> Any:
     import boto3
 
     conn = services.s3_connection()
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=services.s3_endpoint,
         region_name="us-east-1",
         aws_access_key_id=conn["login"],
         aws_secret_access_key=conn["password"],
     )
+
+
+def _read_json(services: LocalServices, key: str) -> dict[str, Any] | None:
+    client = _s3_client(services)
     try:
         body = client.get_object(Bucket=LAKE_BUCKET, Key=key)["Body"].read()
     except client.exceptions.NoSuchKey:
         return None
     data: dict[str, Any] = json.loads(body)
     return data
+
+
+def _keys(services: LocalServices, prefix: str) -> list[str]:
+    pages = (
+        _s3_client(services)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=LAKE_BUCKET, Prefix=prefix)
+    )
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
 def _print_summary(outcomes: list[ExportOutcome], seconds: float) -> None:
