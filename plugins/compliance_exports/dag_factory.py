@@ -44,6 +44,18 @@ override, or a dry run that validates and plans without contacting the vendor.
 # --- the trigger form --------------------------------------------------------------------
 
 
+def _optional_date(title: str, description: str) -> Param:
+    """An optional date picker in the form's "Date range override" section."""
+    return Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title=title,
+        description=description,
+        section="Date range override",
+    )
+
+
 def trigger_form(entries: Sequence[ExportEntry]) -> dict[str, Param]:
     names = [e.name for e in entries]
     params: dict[str, Param] = {
@@ -56,21 +68,12 @@ def trigger_form(entries: Sequence[ExportEntry]) -> dict[str, Param]:
             description="Which of this DAG's exports to run (all by default).",
             section="What to export",
         ),
-        "range_start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Range start",
-            description="First day to export (windowed exports); empty = the run's data interval.",
-            section="Date range override",
+        "range_start": _optional_date(
+            "Range start",
+            "First day to export (windowed exports); empty = the run's data interval.",
         ),
-        "range_end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Range end",
-            description="Last day to export, inclusive. Set both or neither.",
-            section="Date range override",
+        "range_end": _optional_date(
+            "Range end", "Last day to export, inclusive. Set both or neither."
         ),
         "dry_run": Param(
             False,
