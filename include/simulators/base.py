@@ -21,6 +21,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
@@ -167,6 +168,31 @@ class SimState:
     facts: dict[str, Any] = field(default_factory=dict)
     # Hook for vendors to expose/patch runtime settings through /_sim/config.
     settings: Any = None
+
+
+class SeededJobs:
+    """Job ids and export latencies of a simulator, deterministic under its seed.
+
+    ``settings`` needs ``latency`` (seconds) and ``latency_max`` (None: fixed latency;
+    otherwise a seeded uniform draw in ``[latency, latency_max]``).
+    """
+
+    def __init__(self, state: SimState, settings: Any) -> None:
+        self.state = state
+        self.settings = settings
+        self._rng = random.Random(state.seed)
+        self._lock = threading.Lock()
+
+    def new_id(self) -> str:
+        with self._lock:
+            return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def latency(self) -> float:
+        low, high = self.settings.latency, self.settings.latency_max
+        if high is None:
+            return float(low)
+        with self._lock:
+            return self._rng.uniform(low, high)
 
 
 def new_state(

@@ -25,11 +25,8 @@ import hashlib
 import hmac
 import json
 import math
-import random
 import secrets
-import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +38,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.vendors.oleria import filters
 from include.simulators import RunningSimulator
-from include.simulators.base import SimState, SimulatorServer, install_common, new_state
+from include.simulators.base import (
+    SeededJobs,
+    SimState,
+    SimulatorServer,
+    install_common,
+    new_state,
+)
 from include.simulators.data import (
     Dataset,
     Row,
@@ -146,19 +149,18 @@ class TenantLimit:
         return str(max(1, math.ceil(self.window_start + window - now)))
 
 
-class OleriaService:
+class OleriaService(SeededJobs):
     """The state both origins share: tokens, downloads, the URL signing key."""
 
+    settings: OleriaSettings
+
     def __init__(self, state: SimState, settings: OleriaSettings) -> None:
-        self.state = state
-        self.settings = settings
+        super().__init__(state, settings)
         self.tokens: dict[str, float] = {}
         self.downloads: dict[str, Download] = {}
         self.signing_key = secrets.token_bytes(32)
         self.download_origin = ""
         self.tenant_limit = TenantLimit(settings)
-        self._rng = random.Random(state.seed)
-        self._lock = threading.Lock()
         state.facts["exports"] = {}
 
     # ----------------------------------------------------------------------- tokens
@@ -185,17 +187,6 @@ class OleriaService:
         return None
 
     # ----------------------------------------------------------------------- jobs
-
-    def new_id(self) -> str:
-        with self._lock:
-            return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
-    def latency(self) -> float:
-        low, high = self.settings.latency, self.settings.latency_max
-        if high is None:
-            return low
-        with self._lock:
-            return self._rng.uniform(low, high)
 
     def dataset(self, download: Download) -> Dataset:
         return oleria_dataset(download.context)

@@ -24,12 +24,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import random
 import re
 import shutil
 import tempfile
-import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +40,7 @@ from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.vendors.veza import scim, validation
 from include.simulators import RunningSimulator
 from include.simulators.base import (
+    SeededJobs,
     SimState,
     SimulatorServer,
     install_common,
@@ -163,14 +161,13 @@ def rpc_error(
     return JSONResponse(body, status_code=http_status, headers=headers)
 
 
-class VezaService:
+class VezaService(SeededJobs):
+    settings: VezaSettings
+
     def __init__(self, state: SimState, settings: VezaSettings) -> None:
-        self.state = state
-        self.settings = settings
+        super().__init__(state, settings)
         self.exports: dict[str, AccessReviewExport] = {}
         self.files = Path(tempfile.mkdtemp(prefix="veza-sim-"))
-        self._rng = random.Random(state.seed)
-        self._lock = threading.Lock()
         state.facts["exports"] = {}
 
     # ----------------------------------------------------------------------- requests
@@ -191,17 +188,6 @@ class VezaService:
             code = UNAVAILABLE if failed.status == 503 else INTERNAL
             return rpc_error(failed.status, code, "internal error")
         return None
-
-    def new_id(self) -> str:
-        with self._lock:
-            return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
-    def latency(self) -> float:
-        low, high = self.settings.latency, self.settings.latency_max
-        if high is None:
-            return low
-        with self._lock:
-            return self._rng.uniform(low, high)
 
     # ----------------------------------------------------------------------- lifecycle
 
