@@ -76,6 +76,7 @@ from include.simulators.pdf import write_table_pdf
 from include.simulators.sailpoint import (
     SPOOL_BYTES,
     SimulatedResponse,
+    simulator_app,
     sized_for_cuts,
     spool_file,
 )
@@ -645,12 +646,7 @@ def build_app(
     settings = settings or MaxsightSettings()
     state = new_state("maxsight", seed=seed, settings=settings, faults=faults)
     api = MaxsightApi(state, settings)
-    app = FastAPI(title="Maxsight audit events export (simulator)")
-    app.state.api = api
-
-    @app.exception_handler(SimulatedResponse)
-    async def _answer(request: Request, exc: SimulatedResponse) -> Response:
-        return exc.response
+    app = simulator_app("Maxsight audit events export (simulator)", api)
 
     @app.middleware("http")
     async def _fresh_facts(request: Request, call_next: Any) -> Response:

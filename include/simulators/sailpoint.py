@@ -943,6 +943,18 @@ def _basic_credentials(authorization: str | None) -> tuple[str | None, str | Non
     return client_id, secret
 
 
+def simulator_app(title: str, api: Any) -> FastAPI:
+    """A FastAPI app whose handlers may raise :class:`SimulatedResponse` to answer early."""
+    app = FastAPI(title=title)
+    app.state.api = api
+
+    @app.exception_handler(SimulatedResponse)
+    async def _answer(request: Request, exc: SimulatedResponse) -> Response:
+        return exc.response
+
+    return app
+
+
 def build_app(
     settings: SailPointSettings | None = None,
     *,
@@ -953,13 +965,7 @@ def build_app(
     settings = settings or SailPointSettings()
     state = new_state("sailpoint", seed=seed, settings=settings, faults=faults)
     api = SailPointApi(state, settings)
-    app = FastAPI(title="SailPoint ISC reports (simulator)")
-    app.state.api = api
-
-    @app.exception_handler(SimulatedResponse)
-    async def _answer(request: Request, exc: SimulatedResponse) -> Response:
-        return exc.response
-
+    app = simulator_app("SailPoint ISC reports (simulator)", api)
     app.add_api_route("/oauth/token", api.token, methods=["POST"])
     app.add_api_route(TASK_STATUS_PATH, api.task_status, methods=["GET"])
     for prefix in LAYOUTS.values():
