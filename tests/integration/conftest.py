@@ -110,6 +110,14 @@ def reset(sim: RunningSimulator) -> None:
         admin.delete("/_sim/requests")
 
 
+def _clean(sim: RunningSimulator) -> Iterator[RunningSimulator]:
+    """The module's simulator for one test: no fault, empty log, its connection in use."""
+    reset(sim)
+    use_connection(f"{sim.vendor}_default", sim)
+    yield sim
+    reset(sim)
+
+
 def _vendor_sim(vendor: str, **settings: Any) -> Iterator[RunningSimulator]:
     sim = start_simulator(vendor, seed=7, **settings)
     use_connection(f"{vendor}_default", sim)
@@ -126,10 +134,7 @@ def oleria_sim() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def oleria(oleria_sim: RunningSimulator) -> Iterator[RunningSimulator]:
-    reset(oleria_sim)
-    use_connection("oleria_default", oleria_sim)
-    yield oleria_sim
-    reset(oleria_sim)
+    yield from _clean(oleria_sim)
 
 
 @pytest.fixture
@@ -147,10 +152,7 @@ def veza_sim() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def veza(veza_sim: RunningSimulator) -> Iterator[RunningSimulator]:
-    reset(veza_sim)
-    use_connection("veza_default", veza_sim)
-    yield veza_sim
-    reset(veza_sim)
+    yield from _clean(veza_sim)
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +162,7 @@ def sailpoint_sim() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def sailpoint(sailpoint_sim: RunningSimulator) -> Iterator[RunningSimulator]:
-    reset(sailpoint_sim)
-    use_connection("sailpoint_default", sailpoint_sim)
-    yield sailpoint_sim
-    reset(sailpoint_sim)
+    yield from _clean(sailpoint_sim)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +172,4 @@ def maxsight_sim() -> Iterator[RunningSimulator]:
 
 @pytest.fixture
 def maxsight(maxsight_sim: RunningSimulator) -> Iterator[RunningSimulator]:
-    reset(maxsight_sim)
-    use_connection("maxsight_default", maxsight_sim)
-    yield maxsight_sim
-    reset(maxsight_sim)
+    yield from _clean(maxsight_sim)
