@@ -153,3 +153,49 @@ def test_poke_mode_waits_in_the_worker(veza: RunningSimulator, context: dict[str
         task_id="wait", job_id=job_id, deferrable=False, poke_interval=0.1, timeout=30
     )
     assert sensor.execute(context)["raw_status"] == "FINISHED"
+
+
+def test_triggers_of_two_connections_share_one_client_yet_send_their_own_keys(
+    veza: RunningSimulator, context: dict[str, Any]
+) -> None:
+    """Many waits on one loop lease one pooled client; each request carries its own auth."""
+    import asyncio
+    import json
+    import os
+    import time
+
+    from compliance_exports.core.http import SHARED_ASYNC_CLIENTS
+    from compliance_exports.vendors.veza.triggers import VezaAccessReviewExportTrigger
+
+    jobs = [submit(context, certification_id=f"cert-{n}")["job_id"] for n in range(6)]
+    wrong = {**veza.connection(), "password": "not-the-key"}
+    os.environ["AIRFLOW_CONN_VEZA_WRONG_KEY"] = json.dumps(wrong)
+    deadline = time.time() + 60
+
+    def trigger(conn_id: str, job_id: str) -> VezaAccessReviewExportTrigger:
+        return VezaAccessReviewExportTrigger(
+            conn_id=conn_id, job_id=job_id, deadline=deadline, poll_interval=0.1
+        )
+
+    async def wait_all() -> tuple[list[dict[str, Any]], int, int]:
+        async def first_event(t: VezaAccessReviewExportTrigger) -> dict[str, Any]:
+            return [event.payload async for event in t.run()][0]
+
+        waits = [trigger("veza_default", job) for job in jobs]
+        waits.append(trigger("veza_wrong_key", jobs[0]))
+        tasks = [asyncio.create_task(first_event(t)) for t in waits]
+        await asyncio.sleep(0.05)
+        while_waiting = SHARED_ASYNC_CLIENTS.open_clients()
+        events = await asyncio.gather(*tasks)
+        return events, while_waiting, SHARED_ASYNC_CLIENTS.open_clients()
+
+    try:
+        events, while_waiting, after = asyncio.run(wait_all())
+    finally:
+        del os.environ["AIRFLOW_CONN_VEZA_WRONG_KEY"]
+
+    assert while_waiting == 1  # seven triggers, two connections, one API origin
+    assert after == 0  # the last trigger to finish closed it
+    assert [e["status"] for e in events[:-1]] == ["success"] * len(jobs)
+    assert events[-1]["status"] == "error"
+    assert "401" in events[-1]["message"]  # the wrong key was sent, not the right one

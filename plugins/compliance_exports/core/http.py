@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -130,6 +131,71 @@ def default_error_parser(response: httpx.Response) -> str:
     return response.text[:500].strip()
 
 
+ClientKey = tuple[str, tuple[float | None, ...], int]
+
+
+@dataclass
+class _Lease:
+    client: httpx.AsyncClient
+    users: int = 0
+
+
+class SharedAsyncClients:
+    """One ``httpx.AsyncClient`` per event loop and API origin, shared by every transport.
+
+    A triggerer waits on hundreds of exports of the same connection in one event loop.
+    A client each would mean hundreds of connection pools, a new TCP (and TLS)
+    connection per trigger and the client's set-up on the loop each time; shared, the
+    status polls reuse a few keep-alive connections. Clients carry no credentials (the
+    auth goes with each request), so transports of different connections to the same
+    API may share one. A client is closed when the last transport using it releases it.
+    """
+
+    def __init__(self) -> None:
+        self._leases: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[ClientKey, _Lease]
+        ] = weakref.WeakKeyDictionary()
+
+    @staticmethod
+    def key(base_url: str, timeout: httpx.Timeout, verify: bool | ssl.SSLContext) -> ClientKey:
+        limits = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        # ssl_context() hands out one context per CA file, so identity names it
+        return (base_url, limits, id(verify))
+
+    def acquire(
+        self, base_url: str, timeout: httpx.Timeout, verify: bool | ssl.SSLContext
+    ) -> httpx.AsyncClient:
+        leases = self._leases.setdefault(asyncio.get_running_loop(), {})
+        key = self.key(base_url, timeout, verify)
+        lease = leases.get(key)
+        if lease is None or lease.client.is_closed:
+            client = httpx.AsyncClient(
+                base_url=base_url, timeout=timeout, verify=verify, follow_redirects=False
+            )
+            lease = leases[key] = _Lease(client)
+        lease.users += 1
+        return lease.client
+
+    async def release(self, client: httpx.AsyncClient) -> None:
+        leases = self._leases.get(asyncio.get_running_loop(), {})
+        for key, lease in list(leases.items()):
+            if lease.client is client:
+                lease.users -= 1
+                if lease.users <= 0:
+                    del leases[key]
+                    await client.aclose()
+                return
+        await client.aclose()  # not (or no longer) shared on this loop: just close it
+
+    def open_clients(self) -> int:
+        """How many shared clients the running loop holds (tests, diagnostics)."""
+        return len(self._leases.get(asyncio.get_running_loop(), {}))
+
+
+#: the process-wide registry the transports lease their async clients from
+SHARED_ASYNC_CLIENTS = SharedAsyncClients()
+
+
 class VendorTransport:
     """Sync and async HTTP clients for one vendor connection, with retries."""
 
@@ -194,17 +260,25 @@ class VendorTransport:
         return self._client
 
     def _async_client(self, path: str) -> httpx.AsyncClient:
+        """The async client: leased from :data:`SHARED_ASYNC_CLIENTS` unless injected.
+
+        It carries no credentials; :meth:`arequest` sends ``self.auth`` with each request.
+        """
         if self.is_foreign(path):
             raise FatalError("async calls are only made to the vendor API origin")
         if self._aclient is None:
-            self._aclient = httpx.AsyncClient(
-                base_url=self.base_url,
-                auth=self.auth,
-                timeout=self.timeout,
-                verify=self.verify,
-                follow_redirects=False,
-                transport=self._async_http_transport,
-            )
+            if self._async_http_transport is not None:  # tests, proxies: a client of its own
+                self._aclient = httpx.AsyncClient(
+                    base_url=self.base_url,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    follow_redirects=False,
+                    transport=self._async_http_transport,
+                )
+            else:
+                self._aclient = SHARED_ASYNC_CLIENTS.acquire(
+                    self.base_url, self.timeout, self.verify
+                )
         return self._aclient
 
     def close(self) -> None:
@@ -215,8 +289,8 @@ class VendorTransport:
 
     async def aclose(self) -> None:
         if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+            client, self._aclient = self._aclient, None
+            await SHARED_ASYNC_CLIENTS.release(client)
 
     # -- classification ----------------------------------------------------------------
 
@@ -317,7 +391,7 @@ class VendorTransport:
         while True:
             client = self._async_client(call.path)
             try:
-                response = await client.send(self._build(client, call))
+                response = await client.send(self._build(client, call), auth=self.auth)
                 self.check(response, call)
                 return response
             except httpx.TransportError as exc:
