@@ -49,7 +49,7 @@ def test_twenty_triggers_all_succeed_in_one_loop(monkeypatch: pytest.MonkeyPatch
 
     result = run(cfg)
 
-    for measured in (result, result["what_if_gc_freeze"]):
+    for measured in (result, result["what_if_no_gc_freeze"]):
         assert measured["triggers"] == 20
         assert measured["events_by_status"] == {"success": 20}
         assert measured["all_success"] is True
@@ -62,7 +62,8 @@ def test_twenty_triggers_all_succeed_in_one_loop(monkeypatch: pytest.MonkeyPatch
     assert not result["gave_up"]
     # the triggers share one OAuth2 token per connection (core/auth.py's TokenCache)
     assert result["simulator_requests_during_wait"].get("token", 0) <= 1
-    assert result["what_if_gc_freeze"]["gc_pauses"]["frozen"] is True
-    assert gc.get_freeze_count() == 0  # unfrozen after the what-if
+    assert result["gc_pauses"]["frozen"] is True  # the first trigger run froze the heap
+    assert result["what_if_no_gc_freeze"]["gc_pauses"]["frozen"] is False  # setting off
+    assert gc.get_freeze_count() == 0  # each phase unfreezes after itself
     assert set(result) >= {"triggers", "lag_p99_ms", "lag_max_ms", "cpu_s_per_1000", "loadavg"}
     assert "shipped code" in table(result)

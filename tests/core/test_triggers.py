@@ -122,3 +122,40 @@ async def test_on_kill_cancels_the_remote_job() -> None:
     trigger = ScriptedTrigger(conn_id="x", job_id="job-9", deadline=time.time() + 30)
     await trigger.on_kill()
     assert ScriptedHook.cancelled == ["job-9"]
+
+
+class TestFreezeStartupHeap:
+    """The first trigger run of a process moves the start-up heap out of the GC's way."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_process(self) -> Any:
+        import gc
+
+        from compliance_exports.core import triggers
+
+        gc.unfreeze()
+        triggers._heap_frozen = False
+        yield
+        gc.unfreeze()
+        triggers._heap_frozen = False
+
+    async def test_first_run_freezes_once(self) -> None:
+        import gc
+
+        from compliance_exports.core.triggers import freeze_startup_heap
+
+        assert await events_of([ExportPhase.SUCCEEDED]) != []
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        assert freeze_startup_heap() is False  # once per process
+        assert await events_of([ExportPhase.SUCCEEDED]) != []
+        assert gc.get_freeze_count() == frozen
+
+    def test_the_setting_turns_it_off(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import gc
+
+        from compliance_exports.core.triggers import freeze_startup_heap
+
+        monkeypatch.setenv("AIRFLOW__COMPLIANCE_EXPORTS__TRIGGERER_GC_FREEZE", "False")
+        assert freeze_startup_heap() is False
+        assert gc.get_freeze_count() == 0
