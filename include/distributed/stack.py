@@ -152,15 +152,38 @@ def group_members(pgid: int) -> list[psutil.Process]:
 def descendant_groups(pid: int) -> set[int]:
     """Process groups of ``pid``'s descendants other than ``pid``'s own group."""
     try:
-        children = psutil.Process(pid).children(recursive=True)
         own = os.getpgid(pid)
-    except (psutil.Error, ProcessLookupError):
+    except ProcessLookupError:
         return set()
     groups = set()
-    for child in children:
+    for child in descendants_of(pid):
         with suppress(ProcessLookupError, psutil.Error):
             groups.add(os.getpgid(child.pid))
     return groups - {own}
+
+
+def descendants_of(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid`` (any process group)."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_survivors(processes: list[psutil.Process]) -> list[str]:
+    """SIGKILL the ``processes`` still alive; describe any that outlive the grace period.
+
+    psutil checks each process's start time before signalling, so a pid reused by an
+    unrelated process since the list was taken is never touched.
+    """
+    alive = [p for p in processes if _is_live(p)]
+    for process in alive:
+        with suppress(psutil.Error):
+            process.kill()
+    deadline = time.monotonic() + KILL_GRACE
+    while any(_is_live(p) for p in alive) and time.monotonic() < deadline:
+        time.sleep(0.1)  # not our children, so not ours to wait for: zombies count as gone
+    return [f"pid {p.pid} survives SIGKILL" for p in alive if _is_live(p)]
 
 
 def _new_fernet_key() -> str:
@@ -388,6 +411,9 @@ class DistributedStack:
         Idempotent: a second call finds nothing left to stop.
         """
         running = [c for c in reversed(self.components) if self.is_running(c)]
+        # taken before the signals: once a worker is gone its task runners (each in a
+        # process group of its own) are orphans no longer found under it
+        descendants = [p for c in running for p in descendants_of(self.state.processes[c])]
         for component in running:
             self._signal(component, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -397,6 +423,7 @@ class DistributedStack:
                 self._wait_gone(component, max(0.0, deadline - time.monotonic()))
             except StackError as exc:
                 survivors.append(str(exc))
+        survivors += kill_survivors(descendants)
         self._release_redis_db()
         self._drop_database()
         self._token = None

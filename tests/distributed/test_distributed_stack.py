@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,6 +199,41 @@ class TestOwnership:
         assert stranger.wait(timeout=10) is not None
         assert not group_alive(stranger.pid)
         assert attached.state.processes == {}
+
+    def test_stop_also_ends_descendants_in_groups_of_their_own(self, tmp_path: Path) -> None:
+        """A worker's task runners sit in their own process groups (setpgid): stop reaches them."""
+        pid_file = tmp_path / "runner.pid"
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import subprocess, sys, time\n"
+                "runner = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],"
+                " start_new_session=True)\n"
+                f"open({str(pid_file)!r}, 'w').write(str(runner.pid))\n"
+                "time.sleep(120)\n",
+            ],
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not pid_file.exists() or not pid_file.read_text():
+                assert time.monotonic() < deadline, "the worker never started its runner"
+                time.sleep(0.05)
+            runner = psutil.Process(int(pid_file.read_text()))
+            stack = make_stack(tmp_path)
+            stack.state.processes = {"scheduler": worker.pid}
+            stack.state.started = {"scheduler": psutil.Process(worker.pid).create_time()}
+            stack._database_created = False
+            stack.state.redis_db = -1
+
+            stack.stop(timeout=5)
+
+            assert worker.wait(timeout=10) is not None
+            assert not runner.is_running() or runner.status() == psutil.STATUS_ZOMBIE
+        finally:
+            worker.kill()
+            worker.wait()
 
 
 class TestCli:
