@@ -178,12 +178,13 @@ def test_triggers_of_two_connections_share_one_client_yet_send_their_own_keys(
         )
 
     async def wait_all() -> tuple[list[dict[str, Any]], int, int]:
-        async def first_event(t: VezaAccessReviewExportTrigger) -> dict[str, Any]:
-            return [event.payload async for event in t.run()][0]
+        async def only_event(t: VezaAccessReviewExportTrigger) -> dict[str, Any]:
+            (event,) = [event.payload async for event in t.run()]
+            return event
 
         waits = [trigger("veza_default", job) for job in jobs]
         waits.append(trigger("veza_wrong_key", jobs[0]))
-        tasks = [asyncio.create_task(first_event(t)) for t in waits]
+        tasks = [asyncio.create_task(only_event(t)) for t in waits]
         await asyncio.sleep(0.05)
         while_waiting = SHARED_ASYNC_CLIENTS.open_clients()
         events = await asyncio.gather(*tasks)

@@ -374,6 +374,66 @@ class TestZipAndXlsx:
         with pytest.raises(LandingError, match=r"r.xlsx\[S\]: row 3 has a value in column 3"):
             _convert(path)
 
+    @staticmethod
+    def _cells_workbook(path: Path, *more: list[object]) -> Path:
+        """A table at B3 (not A1): typed cells on row 4, text on row 6, then ``more``."""
+        import xlsxwriter
+
+        workbook = xlsxwriter.Workbook(str(path))
+        stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        sheet = workbook.add_worksheet("S")
+        sheet.write_row(2, 1, ["id", "count", "admin", "seen", "on", "score", "raw"])
+        sheet.write_row(3, 1, ["007", 3.0, True, None, None, 2.5, 12.0])
+        sheet.write_datetime(3, 4, dt.datetime(2026, 1, 2, 3, 4, 5, 250000), stamp)
+        sheet.write_datetime(3, 5, dt.datetime(2026, 1, 2), day)
+        row = ["008", 4, False, "2026-01-03T00:00:00Z", "2026-01-03", -1, "x"]
+        sheet.write_row(5, 1, row)
+        for offset, extra in enumerate(more):
+            sheet.write_row(6 + offset, 1, extra)
+        workbook.close()
+        return path
+
+    CELLS = DatasetSchema.from_mapping(
+        {
+            "count": "int64",
+            "admin": "bool",
+            "seen": "timestamp",
+            "on": "date",
+            "score": "float64",
+        }
+    )
+
+    def test_xlsx_cells_of_every_kind_land_as_the_declared_types(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        path = self._cells_workbook(tmp_path / "raw" / "cells.xlsx")
+
+        table = read_parts(_convert(path, self.CELLS))
+
+        assert table.column("id").to_pylist() == ["007", "008"]
+        assert table.column("count").to_pylist() == [3, 4]
+        assert table.column("admin").to_pylist() == [True, False]
+        assert table.column("seen").to_pylist() == [
+            dt.datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=dt.UTC),
+            dt.datetime(2026, 1, 3, tzinfo=dt.UTC),
+        ]
+        assert table.column("on").to_pylist() == [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
+        assert table.column("score").to_pylist() == [2.5, -1.0]
+        assert table.column("raw").to_pylist() == ["12", "x"]  # undeclared: text as shown
+
+    def test_xlsx_rows_are_numbered_as_in_the_sheet(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        path = self._cells_workbook(tmp_path / "raw" / "cells.xlsx", ["009", "five"])
+        with pytest.raises(BadRowError, match=r"cells.xlsx\[S\]: row 7, column 'count'"):
+            _convert(path, self.CELLS)
+
+    def test_a_file_that_is_not_a_workbook_is_named(self, tmp_path: Path) -> None:
+        (tmp_path / "raw").mkdir()
+        path = tmp_path / "raw" / "broken.xlsx"
+        path.write_bytes(b"this is not a zip")
+        with pytest.raises(LandingError, match=r"broken.xlsx: not a readable XLSX workbook"):
+            _convert(path)
+
     def test_xlsx_sheets_with_different_headers_fail(self, tmp_path: Path) -> None:
         (tmp_path / "raw").mkdir()
         path = write_xlsx(tmp_path / "raw" / "r.xlsx", {"A": [["x"], ["1"]], "B": [["y"], ["2"]]})

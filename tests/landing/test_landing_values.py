@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from compliance_exports.landing.errors import LandingError
 from compliance_exports.landing.manifest import redact
 from compliance_exports.landing.schema import ColumnType, DatasetSchema, resolve
-from compliance_exports.landing.sources import RawFormat, cell_text, detect_format
+from compliance_exports.landing.sources import RawFormat, detect_format
 from compliance_exports.landing.values import (
     bad_positions,
     first_bad_position,
@@ -115,6 +115,18 @@ class TestValues:
             dt.date(2024, 2, 29)
         ]
 
+    def test_a_date_may_carry_a_midnight_time_and_nothing_else(self) -> None:
+        """A spreadsheet's date cell reads as ``2024-02-29 00:00:00``."""
+        midnight = ["2024-02-29 00:00:00", "2024-02-29T00:00:00.000", "2024-03-01", None]
+        assert to_typed(text(midnight), ColumnType("date")).to_pylist() == [
+            dt.date(2024, 2, 29),
+            dt.date(2024, 2, 29),
+            dt.date(2024, 3, 1),
+            None,
+        ]
+        later = ["2024-02-29", "2024-02-29 00:00:01", "2024-02-29 00:00:00Z"]
+        assert list(bad_positions(text(later), ColumnType("date"))) == [1, 2]
+
     def test_strings_are_untouched(self) -> None:
         values = ["  007 ", "", None]
         assert to_typed(text(values), ColumnType("string")).to_pylist() == values
@@ -133,7 +145,7 @@ class TestValues:
         assert to_typed(text(values), ColumnType("int64")).to_pylist() == numbers
 
 
-class TestFormatsAndCells:
+class TestFormats:
     @pytest.mark.parametrize(
         ("filename", "content_type", "expected"),
         [
@@ -152,23 +164,6 @@ class TestFormatsAndCells:
     def test_unknown_format(self) -> None:
         with pytest.raises(LandingError, match="cannot tell the format"):
             detect_format("data.bin", "application/octet-stream")
-
-    @pytest.mark.parametrize(
-        ("cell", "expected"),
-        [
-            ("007", "007"),
-            ("", None),
-            (None, None),
-            (True, "true"),
-            (3.0, "3"),
-            (2.5, "2.5"),
-            (12, "12"),
-            (dt.datetime(2026, 1, 2, 3, 4, 5), "2026-01-02T03:04:05"),
-            (dt.date(2026, 1, 2), "2026-01-02"),
-        ],
-    )
-    def test_cell_text(self, cell: object, expected: str | None) -> None:
-        assert cell_text(cell) == expected
 
 
 def test_redact_hides_secret_looking_keys() -> None:

@@ -21,6 +21,7 @@ turns that off.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import gc
 import time
@@ -61,6 +62,9 @@ def freeze_startup_heap() -> bool:
     if not conf.getboolean("compliance_exports", "triggerer_gc_freeze", fallback=True):
         return False
     gc.freeze()
+    # back to the collector at exit, so the interpreter's final collection frees them (and
+    # extension modules that count their live objects at shutdown find none leaked)
+    atexit.register(gc.unfreeze)
     return True
 
 

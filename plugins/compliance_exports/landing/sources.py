@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import abc
 import csv
-import datetime as dt
 import enum
 import functools
 import io
-import itertools
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -237,107 +235,104 @@ def _member_opener(path: Path, member: str) -> Opener:
 # --------------------------------------------------------------------------- XLSX
 
 
-def cell_text(value: object) -> str | None:
-    """A spreadsheet cell as the text a CSV export would carry."""
-    if isinstance(value, str):
-        return value or None
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
-
-
 @dataclass
 class SheetSegment(Segment):
-    sheet: Any = None  # a python-calamine CalamineSheet: the cells, held in Rust memory
-    header_offset: int = 0  # rows of the sheet's range up to and including the header
-    first_row: int = 2  # sheet row number of the first row after the header
+    #: the sheet's cells as text, one row per sheet row from row 1 (index i = row i + 1),
+    #: columns from the first one in use; blank cells are null
+    cells: pa.RecordBatch | None = None
+    header_index: int = 0  # index of the header row in ``cells``
 
     def text_blocks(self, on_malformed: MalformedRowHandler) -> Iterator[TextBlock]:
-        if self.sheet is None or not self.header:
+        if self.cells is None or not self.header:
             return
-        rows = itertools.islice(self.sheet.iter_rows(), self.header_offset, None)
-        number = self.first_row
-        while chunk := list(itertools.islice(rows, XLSX_BLOCK_ROWS)):
-            block = _sheet_block(chunk, number, len(self.header), self.where)
-            number += len(chunk)
+        for offset in range(self.header_index + 1, self.cells.num_rows, XLSX_BLOCK_ROWS):
+            chunk = self.cells.slice(offset, XLSX_BLOCK_ROWS)
+            block = _sheet_block(chunk.columns, offset + 1, len(self.header), self.where)
             if block.rows:
                 yield block
 
 
-def _sheet_block(
-    rows: Sequence[Sequence[object]], first_row: int, width: int, where: str
-) -> TextBlock:
-    """Cells -> text columns, column at a time; blank rows are dropped."""
-    columns = list(zip(*rows, strict=True))
+def _sheet_block(columns: Sequence[pa.Array], first_row: int, width: int, where: str) -> TextBlock:
+    """A slice of a sheet's text columns -> the header's columns; blank rows are dropped."""
     _refuse_cells_beyond_header(columns[width:], first_row, width, where)
-    texts = [_text_column(values) for values in columns[:width]]
-    texts += [pa.nulls(len(rows), pa.string())] * (width - len(texts))
+    rows = len(columns[0])
+    texts = list(columns[:width]) + [pa.nulls(rows, pa.string())] * (width - len(columns))
     filled = functools.reduce(pc.or_, (pc.is_valid(text) for text in texts))
     if pc.all(filled).as_py():
-        return TextBlock(texts, len(rows), first_row)
+        return TextBlock(texts, rows, first_row)
     kept = pc.indices_nonzero(filled)
     numbers = [first_row + position for position in kept.to_pylist()]
     texts = [pc.take(text, kept) for text in texts]
     return TextBlock(texts, len(numbers), numbers[0] if numbers else first_row, numbers)
 
 
-def _text_column(values: Sequence[object]) -> pa.Array:
-    try:
-        text = pa.array(values, pa.string())  # the common case: a column of text cells
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return pa.array([cell_text(value) for value in values], pa.string())
-    return pc.if_else(pc.equal(text, ""), None, text)
-
-
 def _refuse_cells_beyond_header(
-    columns: Sequence[Sequence[object]], first_row: int, width: int, where: str
+    columns: Sequence[pa.Array], first_row: int, width: int, where: str
 ) -> None:
     for offset, values in enumerate(columns):
-        for position, value in enumerate(values):
-            if cell_text(value) is not None:
-                raise LandingError(
-                    f"{where}: row {first_row + position} has a value in column "
-                    f"{width + offset + 1}, which has no header: {value!r}"
-                )
+        found = pc.indices_nonzero(pc.is_valid(values))
+        if len(found):
+            position = found[0].as_py()
+            raise LandingError(
+                f"{where}: row {first_row + position} has a value in column "
+                f"{width + offset + 1}, which has no header: {values[position].as_py()!r}"
+            )
 
 
-def _sheet_header(sheet: Any) -> tuple[int, tuple[str, ...]] | None:
-    """(rows up to and including the header, header) of a sheet; None if it is blank."""
-    for offset, row in enumerate(sheet.iter_rows(), start=1):
-        header = [cell_text(value) or "" for value in row]
-        while header and not header[-1]:
-            header.pop()
-        if header:
-            return offset, tuple(header)
-    return None
+def _sheet_cells(reader: Any, name: str) -> pa.RecordBatch:
+    """Every cell of sheet ``name`` as text (``""`` as null), rows anchored at row 1.
+
+    fastexcel renders cells as Excel shows them: ``1`` for 1.0, ``true``/``false``, dates
+    and times as ``YYYY-MM-DD HH:MM:SS[.fff]``.
+    """
+    cells = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string", eager=True)
+    columns = []
+    for column in cells.columns:
+        text = column if column.type == pa.string() else pc.cast(column, pa.string())
+        blank = pc.equal(text, "")
+        columns.append(pc.if_else(blank, None, text) if pc.any(blank).as_py() else text)
+    return pa.RecordBatch.from_arrays(columns, names=[str(n) for n in range(len(columns))])
+
+
+def _sheet_header(cells: pa.RecordBatch) -> tuple[int, tuple[str, ...]] | None:
+    """(index of the header row in ``cells``, header) of a sheet; None if it is blank."""
+    if cells.num_columns == 0 or cells.num_rows == 0:
+        return None
+    filled = pc.indices_nonzero(
+        functools.reduce(pc.or_, (pc.is_valid(column) for column in cells.columns))
+    )
+    if not len(filled):
+        return None
+    index = filled[0].as_py()
+    header = [column[index].as_py() or "" for column in cells.columns]
+    while header and not header[-1]:
+        header.pop()
+    return index, tuple(header)
 
 
 def xlsx_segments(path: Path) -> list[Segment]:
     """One segment per non-blank sheet, in workbook order.
 
-    python-calamine parses a whole sheet at once into compact Rust cells; rows become
-    Python objects one block at a time. Memory follows the sheets' cell counts (XLSX caps
-    a sheet at 1,048,576 rows), not the Python size of the rows.
+    fastexcel (Rust: calamine, then Arrow) reads each sheet straight into Arrow text
+    columns; no cell becomes a Python object. Memory follows the sheets' cell counts
+    (XLSX caps a sheet at 1,048,576 rows).
     """
-    from python_calamine import CalamineWorkbook
+    import fastexcel
 
     segments: list[Segment] = []
-    workbook = CalamineWorkbook.from_path(str(path))
-    for name in workbook.sheet_names:
-        sheet = workbook.get_sheet_by_name(name)
-        found = _sheet_header(sheet)
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheets = [(name, _sheet_cells(reader, name)) for name in reader.sheet_names]
+    except fastexcel.FastExcelError as exc:
+        reason = str(exc).splitlines()[0]
+        raise LandingError(f"{path.name}: not a readable XLSX workbook ({reason})") from None
+    for name, cells in sheets:
+        found = _sheet_header(cells)
         if found is None:
             continue
-        offset, header = found
-        first_row = (sheet.start[0] if sheet.start else 0) + offset + 1
+        index, header = found
         where = f"{path.name}[{name}]"
-        segments.append(SheetSegment(where, header, {SHEET_COLUMN: name}, sheet, offset, first_row))
+        segments.append(SheetSegment(where, header, {SHEET_COLUMN: name}, cells, index))
     if not segments:
         segments.append(SheetSegment(path.name, None, {SHEET_COLUMN: ""}))
     return segments

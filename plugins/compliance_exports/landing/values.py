@@ -7,7 +7,8 @@ converters) is an optimisation that falls back to them whenever it refuses a fil
 - ``bool``: true/t/yes/y/1 and false/f/no/n/0, any letter case.
 - ``timestamp``: ISO-8601 with ``T`` or a space, with or without fractional seconds,
   with ``Z`` or a ``+HH:MM``/``+HHMM`` offset, or without one (then it is UTC).
-- ``date``: ``YYYY-MM-DD``. ``int64``/``float64``/``decimal``: plain decimal notation.
+- ``date``: ``YYYY-MM-DD``, or with a midnight time (``2026-11-20 00:00:00``: a
+  spreadsheet's date cell). ``int64``/``float64``/``decimal``: plain decimal notation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 NAIVE_MICROS = pa.timestamp("us")
+MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[T ]00:00:00(?:\.0+)?$"
 
 
 def to_typed(text: pa.Array, ctype: ColumnType) -> pa.Array:
@@ -34,7 +36,16 @@ def to_typed(text: pa.Array, ctype: ColumnType) -> pa.Array:
         return _to_bool(trimmed)
     if ctype.name == "timestamp":
         return to_utc_timestamp(trimmed)
+    if ctype.name == "date":
+        return pc.cast(_strip_midnight(trimmed), ctype.arrow_type)
     return pc.cast(trimmed, ctype.arrow_type)
+
+
+def _strip_midnight(text: pa.Array) -> pa.Array:
+    """``YYYY-MM-DD 00:00:00[.000]`` (or with ``T``) -> ``YYYY-MM-DD``; other text as is."""
+    if not pc.any(pc.greater(pc.utf8_length(text), 10)).as_py():
+        return text
+    return pc.replace_substring_regex(text, MIDNIGHT, r"\1")
 
 
 def to_utc_timestamp(text: pa.Array) -> pa.Array:
