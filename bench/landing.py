@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ SIZES = (1_000_000, 5_000_000)
 XLSX_ROWS = 200_000
 ENGINES = ("project", "duckdb", "pandas")
 REPEATED = ("project", "duckdb")  # the ratio's two sides: best of ``repeat`` runs each
-REPEAT = 2
+REPEAT = 5  # runs of each side, interleaved (project, DuckDB, project, ...)
 MB = 1024 * 1024
 
 SCHEMA = {
@@ -116,7 +117,7 @@ def generate_xlsx(rows: int) -> Path:
     path = DATA / f"access-inventory-{size_label(rows)}.xlsx"
     if path.exists():
         return path
-    source = generate_csv(1_000_000)
+    source = generate_csv(rows)  # rows are a function of their index: same as the 1M's first
     strings = pacsv.ConvertOptions(column_types=dict.fromkeys(DUCKDB_TYPES, "string"))
     table = pacsv.read_csv(source, convert_options=strings).slice(0, rows)
     partial = path.with_suffix(".partial.xlsx")
@@ -260,13 +261,29 @@ def measure(
     engine: str, source: Path, env: dict[str, str] | None = None, repeat: int = 1
 ) -> dict[str, Any]:
     """Best (fastest) of ``repeat`` runs, each in a fresh subprocess; all runs are kept."""
-    runs = [measure_once(engine, source, env) for _ in range(repeat)]
+    return best_of([measure_once(engine, source, env) for _ in range(repeat)])
+
+
+def measure_interleaved(
+    engines: Sequence[str], source: Path, repeat: int
+) -> dict[str, dict[str, Any]]:
+    """``repeat`` rounds of one run per engine, so a change of machine load hits every side."""
+    runs: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
+    for _ in range(repeat):
+        for engine in engines:
+            runs[engine].append(measure_once(engine, source))
+    return {engine: best_of(found) for engine, found in runs.items()}
+
+
+def best_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest run, with every run's time and the highest peak RSS of them all."""
     best = dict(min(runs, key=lambda run: run["seconds"]))
-    if repeat > 1:
+    if len(runs) > 1:
         best["runs"] = [
             {k: run[k] for k in ("seconds", "peak_rss_mb", "load_before")} for run in runs
         ]
         best["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+        best["median_seconds"] = round(statistics.median(run["seconds"] for run in runs), 2)
     return best
 
 
@@ -347,6 +364,12 @@ def ratios(engines: dict[str, dict[str, Any]], label: str) -> dict[str, float]:
     project, duck = engines["project"][label], engines["duckdb"][label]
     return {
         "throughput_vs_duckdb": round(project["mb_per_s"] / duck["mb_per_s"], 2),
+        # the same over the median run of each side: how typical the best-run ratio is
+        "throughput_vs_duckdb_median": round(
+            duck.get("median_seconds", duck["seconds"])
+            / project.get("median_seconds", project["seconds"]),
+            2,
+        ),
         "rss_vs_duckdb": round(project["peak_rss_mb"] / duck["peak_rss_mb"], 2),
         # CPU time spent (all threads) on the same work: steadier than wall time when the
         # machine is shared; below 1 means the project needs less CPU than DuckDB.
@@ -366,7 +389,8 @@ def print_table(results: dict[str, Any]) -> None:
             )
     print(
         f"project / DuckDB at {results['ratio_size']}: throughput "
-        f"{results['throughput_vs_duckdb']}x, peak RSS {results['rss_vs_duckdb']}x, "
+        f"{results['throughput_vs_duckdb']}x (median runs "
+        f"{results['throughput_vs_duckdb_median']}x), peak RSS {results['rss_vs_duckdb']}x, "
         f"CPU time {results['cpu_seconds_vs_duckdb']}x; "
         f"project RSS {results['project_rss_growth']}x from smallest to largest size"
     )
@@ -383,7 +407,8 @@ def run(sizes: Sequence[int], *, s3: bool, xlsx: bool, repeat: int) -> dict[str,
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": list(os.getloadavg())},
         "method": (
             f"each engine in its own subprocess on the same local CSV; project and DuckDB: "
-            f"fastest of {repeat} runs, peak RSS the highest of them; MB/s of CSV input"
+            f"{repeat} interleaved runs each, the fastest counts (the median is kept too), "
+            "peak RSS the highest of them; MB/s of CSV input"
         ),
         "sizes": {},
         "engines": {engine: {} for engine in (*ENGINES, *(("project_s3",) if s3 else ()))},
@@ -391,9 +416,11 @@ def run(sizes: Sequence[int], *, s3: bool, xlsx: bool, repeat: int) -> dict[str,
     for rows in sizes:
         label, source = size_label(rows), generate_csv(rows)
         results["sizes"][label] = {"rows": rows, "csv_mb": round(source.stat().st_size / MB, 1)}
+        for engine, measured in measure_interleaved(REPEATED, source, repeat).items():
+            results["engines"][engine][label] = measured
         for engine in ENGINES:
-            times = repeat if engine in REPEATED else 1
-            results["engines"][engine][label] = measure(engine, source, repeat=times)
+            if engine not in REPEATED:
+                results["engines"][engine][label] = measure(engine, source)
         if s3:
             results["engines"]["project_s3"][label] = measure_through_s3(source, rows)
     largest, smallest = size_label(max(sizes)), size_label(min(sizes))
@@ -409,11 +436,11 @@ def run(sizes: Sequence[int], *, s3: bool, xlsx: bool, repeat: int) -> dict[str,
     return results
 
 
-def measure_xlsx() -> dict[str, Any]:
-    source = generate_xlsx(XLSX_ROWS)
+def measure_xlsx(rows: int = XLSX_ROWS) -> dict[str, Any]:
+    source = generate_xlsx(rows)
     project, openpyxl = measure("project", source), measure("openpyxl", source)
     return {
-        "rows": XLSX_ROWS,
+        "rows": rows,
         "xlsx_mb": round(source.stat().st_size / MB, 1),
         "project_seconds": project["seconds"],
         "project_cpu_seconds": project["cpu_seconds"],
