@@ -44,10 +44,10 @@ def freeze_startup_heap() -> bool:
     """``gc.freeze()`` once per process, from the first trigger run (True if it froze now).
 
     A triggerer's process holds ~190,000 tracked objects from importing Airflow before any
-    trigger runs; every full (generation 2) collection walks all of them, ~150-230 ms on
-    the event loop here, above the triggerer's 0.2 s blocked-loop warning (measured by
-    ``python -m bench.triggerer``). Frozen, they sit in the permanent generation and a
-    full collection walks only what the triggers allocate (max pause 74 ms with 1,000
+    trigger runs; every full (generation 2) collection walks all of them, 120-230 ms with
+    the event loop stopped here, at times above the triggerer's 0.2 s blocked-loop warning
+    (measured by ``python -m bench.triggerer``). Frozen, they sit in the permanent generation and a
+    full collection walks only what the triggers allocate (max pause 68-74 ms with 1,000
     triggers). Airflow freezes the same way in the dag-processor and LocalExecutor.
     The cost: cycles among objects alive at the freeze (those of the first few triggers)
     are never collected, a few hundred kB once per process. Disable with
