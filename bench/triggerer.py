@@ -28,7 +28,7 @@ this process, not the simulator's) per 1,000 waits and per status poll, events b
 status, the peak number of triggers waiting at once, Airflow's watchdog warnings,
 every lag above its 0.2 s threshold, and the garbage collector's pauses (wall and CPU).
 
-Run: ``python -m bench.triggerer`` (writes ``bench/results/triggerer.json``, ~4 min);
+Run: ``python -m bench.triggerer`` (writes ``bench/results/triggerer.json``, ~3 min);
 ``--what-if`` then measures the same wait without the trigger's ``gc.freeze()``
 (``triggerer_gc_freeze`` off), to show what it buys; ``--triggers 50
 --latency 3 --latency-max 6`` for a quick look; ``--profile FILE`` dumps a cProfile of
