@@ -82,19 +82,26 @@ def entry_with_limit(limit: int) -> ExportEntry:
     return replace(entry, params={**entry.params, "window_limit": limit, "window_margin": 0})
 
 
+def day_export(s3: LocalS3) -> dict[str, Any]:
+    """What the CSV fetch and the PDF fetch of the day share: source, target, day, locale."""
+    return {
+        "conn_id": CONN_ID,
+        "dataset": "audit_events",
+        "bucket": s3.bucket,
+        "aws_conn_id": s3.conn_id,
+        "day": DAY.isoformat(),
+        "timezone": "UTC",
+        "locale": "en",
+    }
+
+
 def fetch_csv(s3: LocalS3, context: Any, **filters: Any) -> dict[str, Any]:
     """The counting CSV of the day, landed in the raw zone as the DAG's ``fetch_csv`` does."""
     op = MaxsightAuditExportToS3Operator(
         task_id="fetch_csv",
-        conn_id=CONN_ID,
-        dataset="audit_events",
-        bucket=s3.bucket,
-        aws_conn_id=s3.conn_id,
-        day=DAY.isoformat(),
+        **day_export(s3),
         range_start=DAY_START,
         range_end=DAY_END,
-        timezone="UTC",
-        locale="en",
         file_type="csv",
         **filters,
     )
@@ -113,13 +120,7 @@ def fetch_pdfs(
 ) -> list[dict[str, Any]]:
     op = MaxsightAuditPdfsToS3Operator(
         task_id="fetch_pdfs",
-        conn_id=CONN_ID,
-        dataset="audit_events",
-        bucket=s3.bucket,
-        aws_conn_id=s3.conn_id,
-        day=DAY.isoformat(),
-        timezone="UTC",
-        locale="en",
+        **day_export(s3),
         windows=[w.to_dict() for w in windows],
         **kwargs,
     )

@@ -12,26 +12,26 @@ nothing is left.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 
 from compliance_exports.landing.layout import Partition
-from compliance_exports.registry import DEFAULT_REGISTRY, load_registry
+from compliance_exports.registry import load_registry
 from compliance_exports.runs import days_of
 from include.distributed import VENDOR_POOLS, DistributedStack
 from include.distributed.stack import group_alive, port_is_free
+from tests.distributed.conftest import require_backends
+from tests.distributed.conftest import wait_for as poll_until
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -39,29 +39,11 @@ DAG_ID = "stack_probe"
 TASK_ID = "wait_for_signal"
 PROBE_POOL = "veza"
 WAIT_TIMEOUT = 180.0  # a failure bound, not a performance expectation
+wait_for = functools.partial(poll_until, timeout=WAIT_TIMEOUT)
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 EXPORT_DAG = "veza_exports"
 
 pytestmark = [pytest.mark.stack, pytest.mark.airflow, pytest.mark.xdist_group("native-stack")]
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_TIMEOUT) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(1.0)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def cli(state_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,16 +55,6 @@ def cli(state_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("native-stack-state") / "distributed.json"
-
-
-@pytest.fixture(scope="module")
-def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped registry with a 1 s retry delay, so a failing task fails fast."""
-    doc = yaml.safe_load(DEFAULT_REGISTRY.read_text())
-    doc["defaults"]["retry_delay"] = "1s"
-    path = tmp_path_factory.mktemp("registry") / "exports.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def stack_env(registry_file: Path) -> dict[str, str]:
@@ -114,9 +86,7 @@ def stack(
     The connections to the simulators and the local S3 (set in this process by the
     conftest fixtures) reach every Airflow process through the environment.
     """
-    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
-        if not reachable("127.0.0.1", port):
-            pytest.skip(f"{name} is not listening on 127.0.0.1:{port}")
+    require_backends()
     home = tmp_path_factory.mktemp("native-stack")
     env_args = [f"--env={key}={value}" for key, value in stack_env(registry_file).items()]
     up = cli(state_file, "up", f"--home={home}", *env_args)

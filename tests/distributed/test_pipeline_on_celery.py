@@ -18,28 +18,29 @@ environment. The tests run in file order and each waits for its runs to finish:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import signal
-import socket
-import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from compliance_exports.landing.layout import Partition
-from compliance_exports.registry import DEFAULT_REGISTRY, ExportEntry, load_registry
+from compliance_exports.registry import ExportEntry, load_registry
 from compliance_exports.runs import days_of
 from include.distributed import DistributedStack
+from tests.distributed.conftest import require_backends
+from tests.distributed.conftest import wait_for as poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_TIMEOUT = 240.0  # a failure bound, not a performance expectation
+wait_for = functools.partial(poll_until, timeout=WAIT_TIMEOUT)
 TODAY = dt.datetime.now(dt.UTC).date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
 BACKFILL_DAG = "oleria_exports"
@@ -50,14 +51,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.airflow, pytest.mark.xdist_group("n
 
 
 # --- module fixtures: the services in this process, one stack -----------------------------
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -73,22 +66,10 @@ def services() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped registry with a 1 s retry delay, so a retry starts at once."""
-    doc = yaml.safe_load(DEFAULT_REGISTRY.read_text())
-    doc["defaults"]["retry_delay"] = "1s"
-    path = tmp_path_factory.mktemp("pipeline-registry") / "exports.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-@pytest.fixture(scope="module")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, registry_file: Path, services: Any
 ) -> Iterator[DistributedStack]:
-    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
-        if not reachable("127.0.0.1", port):
-            pytest.skip(f"{name} is not listening on 127.0.0.1:{port}")
+    require_backends()
     env = {
         **services.connection_env(),
         "COMPLIANCE_EXPORTS_REGISTRY": str(registry_file),
@@ -110,19 +91,6 @@ def stack(
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def wait_for(
-    what: str, probe: Callable[[], Any], timeout: float = WAIT_TIMEOUT, every: float = 1.0
-) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(every)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def get(stack: DistributedStack, path: str) -> Any:
@@ -446,9 +414,14 @@ def test_killed_worker_mid_landing_publishes_exactly_one_copy(
         run_id = trigger(stack, BACKFILL_DAG, {"exports": [entry.name]})
         land = wait_task_state(stack, BACKFILL_DAG, run_id, f"{entry.name}.land", {"running"})
         victim = worker_running(stack, land["pid"])
-        wait_for("the land task to write Parquet", lambda: writing_parquet(land["pid"]), 120, 0.1)
+        wait_for(
+            "the land task to write Parquet",
+            lambda: writing_parquet(land["pid"]),
+            timeout=120,
+            every=0.1,
+        )
         stack.kill(victim, signal.SIGKILL)  # the worker and its task runners, as a crash would
-        wait_for("the task process to die", lambda: process_gone(land["pid"]), 30)
+        wait_for("the task process to die", lambda: process_gone(land["pid"]), timeout=30)
         assert (
             task_instance(stack, BACKFILL_DAG, run_id, f"{entry.name}.land")["state"] == "running"
         )

@@ -73,6 +73,13 @@ def run_trigger_for(trigger: Any, seconds: float) -> list[dict[str, Any]]:
     return asyncio.run(collect())
 
 
+def deferred_trigger(sensor: Any, context: dict[str, Any]) -> Any:
+    """The trigger a deferrable sensor hands to the triggerer (the sensor must defer)."""
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    return deferred.value.trigger
+
+
 def run_sensor(sensor: Any, context: dict[str, Any]) -> Any:
     """Execute a deferrable sensor the way Airflow does: defer, trigger, resume."""
     try:

@@ -6,7 +6,6 @@ import hashlib
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
 from compliance_exports.core.fetch import TruncatedDownloadError
@@ -20,6 +19,7 @@ from tests.conftest import LocalS3
 from tests.integration.conftest import (
     arm,
     configure,
+    deferred_trigger,
     disarm,
     recreate,
     requests_seen,
@@ -39,9 +39,12 @@ def submit(context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     return result
 
 
+def wait_sensor(job_id: str, **kwargs: Any) -> OleriaDownloadSensor:
+    return OleriaDownloadSensor(task_id="wait", job_id=job_id, poll_interval=0.1, **kwargs)
+
+
 def wait(context: dict[str, Any], job_id: str, **kwargs: Any) -> dict[str, Any]:
-    sensor = OleriaDownloadSensor(task_id="wait", job_id=job_id, poll_interval=0.1, **kwargs)
-    result: dict[str, Any] = run_sensor(sensor, context)
+    result: dict[str, Any] = run_sensor(wait_sensor(job_id, **kwargs), context)
     return result
 
 
@@ -185,13 +188,9 @@ def test_trigger_recreated_mid_wait_resumes_the_same_job(
     configure(oleria, latency=1.5)
     try:
         submission = submit(context)
-        sensor = OleriaDownloadSensor(
-            task_id="wait", job_id=submission["job_id"], poll_interval=0.1
-        )
-        with pytest.raises(TaskDeferred) as deferred:
-            sensor.execute(context)
+        deferred = deferred_trigger(wait_sensor(submission["job_id"]), context)
         polls_before = len(requests_seen(oleria, submission["job_id"]))
-        first = recreate(deferred.value.trigger)
+        first = recreate(deferred)
         assert run_trigger_for(first, seconds=0.5) == []  # the triggerer dies mid-wait
         assert len(requests_seen(oleria, submission["job_id"])) > polls_before
         second = recreate(first)  # another triggerer takes over from the stored kwargs
@@ -199,7 +198,7 @@ def test_trigger_recreated_mid_wait_resumes_the_same_job(
     finally:
         configure(oleria, latency=0.2)
     assert [e["status"] for e in events] == ["success"]
-    assert second.deadline == deferred.value.trigger.deadline
+    assert second.deadline == deferred.deadline
     assert len([r for r in requests_seen(oleria, "/v1/downloads") if r["method"] == "POST"]) == 1
 
 
@@ -209,13 +208,9 @@ def test_token_expiry_while_the_triggerer_polls(
     configure(oleria, latency=1.0)
     try:
         submission = submit(context)
-        sensor = OleriaDownloadSensor(
-            task_id="wait", job_id=submission["job_id"], poll_interval=0.1
-        )
-        with pytest.raises(TaskDeferred) as deferred:
-            sensor.execute(context)
+        deferred = deferred_trigger(wait_sensor(submission["job_id"]), context)
         arm(oleria, kind="token_expiry", count=1, path=submission["job_id"])
-        events = run_trigger(deferred.value.trigger)
+        events = run_trigger(deferred)
     finally:
         configure(oleria, latency=0.2)
     assert [e["status"] for e in events] == ["success"]

@@ -9,7 +9,7 @@ import zipfile
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
 from compliance_exports.vendors.sailpoint.hook import SailPointHook
@@ -24,6 +24,7 @@ from tests.conftest import LocalS3
 from tests.integration.conftest import (
     arm,
     configure,
+    deferred_trigger,
     requests_seen,
     run_sensor,
     run_trigger,
@@ -108,11 +109,9 @@ def test_failed_report_fails_the_sensor(
         wait(context, submit(context)["job_id"])
 
 
-def deferred_trigger(context: dict[str, Any], job_id: str) -> SailPointReportTrigger:
+def report_trigger(context: dict[str, Any], job_id: str) -> SailPointReportTrigger:
     sensor = SailPointReportSensor(task_id="wait", job_id=job_id, poll_interval=0.1)
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context)
-    trigger = deferred.value.trigger
+    trigger = deferred_trigger(sensor, context)
     assert isinstance(trigger, SailPointReportTrigger)
     return trigger
 
@@ -122,7 +121,7 @@ def test_token_expiry_mid_poll_is_refreshed_and_replayed_in_the_triggerer(
 ) -> None:
     configure(sailpoint, latency=1.0)
     try:
-        trigger = deferred_trigger(context, submit(context)["job_id"])
+        trigger = report_trigger(context, submit(context)["job_id"])
         arm(sailpoint, kind="token_expiry", count=1, path="/result")
         events = run_trigger(trigger)
     finally:
@@ -141,7 +140,7 @@ def test_rate_limit_storm_in_the_triggerer_is_waited_out(
 ) -> None:
     configure(sailpoint, latency=1.0)
     try:
-        trigger = deferred_trigger(context, submit(context)["job_id"])
+        trigger = report_trigger(context, submit(context)["job_id"])
         arm(sailpoint, kind="rate_limit", count=3, retry_after=0, path="/result")
         arm(sailpoint, kind="server_error", count=2, status=502, path="/result")
         events = run_trigger(trigger)
