@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATE ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv run up down status test lint typecheck pytest bench lock system-deps
+.PHONY: help venv run up down status test lint typecheck pytest pytest-next-year bench lock system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ down: venv ## stop everything `make up` started
 status: venv ## show what the local stack is running
 	@$(PY) -m include.localstack status
 
-test: venv system-deps lint typecheck pytest ## the whole suite: lint + type check + pytest
+test: venv system-deps lint typecheck pytest pytest-next-year ## the whole suite: lint + type check + pytest (+ DAG runs a year ahead)
 
 system-deps: ## Debian packages some tests drive (chromium, docker-compose), when root
 	@./scripts/system-deps.sh
@@ -40,6 +40,11 @@ typecheck: venv
 
 pytest: venv
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The DAG-run tests again with the suite's today (SIM_TODAY, honoured by the tests and the
+# simulators alike) a year ahead: nothing in them may depend on the calendar.
+pytest-next-year: venv
+	@SIM_TODAY=$$(date -u -d '+1 year' +%F) $(PY) -m pytest tests/dags $(PYTEST_ARGS)
 
 bench: venv ## every benchmark; results in bench/results/*.json
 	@$(PY) -m bench

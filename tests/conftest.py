@@ -33,6 +33,11 @@ os.environ.update(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     }
 )
+# The suite's notion of today: the simulators generate data up to it, and every test that
+# needs a recent day computes it from include.simulators.clock (today(), days_ago(n)),
+# never from a literal. Set once here, before any simulator is imported; `make test` also
+# runs the DAG-run tests with it a year ahead (SIM_TODAY=YYYY-MM-DD).
+os.environ.setdefault("SIM_TODAY", dt.datetime.now(dt.UTC).date().isoformat())
 # Tests must never reach a real AWS endpoint by accident.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -91,6 +96,10 @@ class LocalS3:
         client = self.client()
         for key in self.keys():
             client.delete_object(Bucket=self.bucket, Key=key)
+
+
+def pytest_report_header() -> str:
+    return f"suite today (SIM_TODAY): {os.environ['SIM_TODAY']}"
 
 
 @pytest.fixture(scope="session")

@@ -23,11 +23,10 @@ def _serve(args: argparse.Namespace) -> int:
         LocalServices,
         ServicePorts,
         demo_settings,
-        set_data_anchor,
+        simulators_today,
     )
 
-    today = dt.datetime.now(dt.UTC).date()
-    set_data_anchor(today)
+    today = simulators_today()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -27,7 +27,7 @@ from include.localstack.services import (
     LAKE_BUCKET,
     LocalServices,
     demo_settings,
-    set_data_anchor,
+    simulators_today,
 )
 from include.localstack.stack import REPO, STATE_DIR, airflow_env, create_pools
 from include.simulators.base import free_port
@@ -75,8 +75,7 @@ def run_nightly(day: dt.date | None) -> int:
     home = STATE_DIR / "run"
     home.mkdir(parents=True, exist_ok=True)
     print(f"make run: nightly exports for the data interval {day} .. {day + dt.timedelta(1)}")
-    today = dt.datetime.now(dt.UTC).date()
-    set_data_anchor(today)
+    today = simulators_today()
     with LocalServices(simulator_settings=demo_settings(today)) as services:
         env = {
             **airflow_env(home, api_port=free_port(), log_ports=(free_port(), free_port())),

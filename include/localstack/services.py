@@ -36,7 +36,7 @@ def demo_settings(today: dt.date) -> dict[str, dict[str, Any]]:
 
     Maxsight gets ~800 audit events a day over the last 60 days plus a burst of 6,000 in
     one hour of yesterday (so yesterday's PDFs need more than one window); Oleria's
-    generated timestamps end at the coming midnight (see ``SIM_DATA_ANCHOR``).
+    generated timestamps end at the coming midnight (``SIM_TODAY``, include/simulators/clock.py).
     """
     start = today - dt.timedelta(days=60)
     yesterday = today - dt.timedelta(days=1)
@@ -53,9 +53,15 @@ def demo_settings(today: dt.date) -> dict[str, dict[str, Any]]:
     }
 
 
-def set_data_anchor(today: dt.date) -> None:
-    """Generated vendor data ends at the coming midnight (before the simulators import)."""
-    os.environ.setdefault("SIM_DATA_ANCHOR", f"{today + dt.timedelta(days=1)}T00:00:00+00:00")
+def simulators_today() -> dt.date:
+    """The simulators' today: ``SIM_TODAY`` if the caller set it, else today's UTC date.
+
+    Call before any simulator module is imported (it reads the setting once).
+    """
+    os.environ.setdefault("SIM_TODAY", dt.datetime.now(dt.UTC).date().isoformat())
+    from include.simulators.clock import today
+
+    return today()
 
 
 @dataclass

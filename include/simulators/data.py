@@ -36,7 +36,6 @@ import functools
 import hashlib
 import io
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from typing import Any, Literal, TypeVar
 from starlette.responses import StreamingResponse
 
 from include.simulators.base import SimState
+from include.simulators.clock import DATA_ANCHOR
 
 Row = dict[str, Any]
 ColumnKind = Literal["string", "number", "boolean", "timestamp", "enum"]
@@ -56,16 +56,11 @@ _WORD = 1 << 32
 _LCG_MULTIPLIER = 6364136223846793005  # Knuth's MMIX constants
 _LCG_INCREMENT = 1442695040888963407
 
-# Generated timestamps fall in the two years before this instant: fixed by default, so
-# that the same seed gives the same bytes on any day. The local stack sets
-# SIM_DATA_ANCHOR (ISO-8601, read at import) to the coming midnight so that nightly
-# windowed exports of "yesterday" find data.
-ANCHOR_ENV = "SIM_DATA_ANCHOR"
-TIMESTAMP_ANCHOR = (
-    dt.datetime.fromisoformat(os.environ[ANCHOR_ENV]).astimezone(dt.UTC)
-    if os.environ.get(ANCHOR_ENV)
-    else dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-)
+# Generated timestamps fall in the two years before the simulators' data anchor: the
+# coming midnight of SIM_TODAY (include/simulators/clock.py), so nightly windowed
+# exports of "yesterday" find data on any day, and the same seed and SIM_TODAY give
+# the same bytes.
+TIMESTAMP_ANCHOR = DATA_ANCHOR
 TIMESTAMP_SPAN = dt.timedelta(days=730)
 
 # Sorting holds one small key record per matching row (the sort fields and the row

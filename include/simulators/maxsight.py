@@ -71,6 +71,7 @@ from compliance_exports.vendors.maxsight.query import (
 )
 from include.simulators import RunningSimulator
 from include.simulators.base import Fault, SimState, SimulatorServer, install_common, new_state
+from include.simulators.clock import at, days_ago
 from include.simulators.data import Column, Dataset, Row, RowRandom, csv_chunks, download_response
 from include.simulators.pdf import write_table_pdf
 from include.simulators.sailpoint import (
@@ -107,13 +108,14 @@ class MaxsightSettings:
 
     api_key: str = "maxsight-sim-key"
     events: int = 2_000  # spread uniformly over [store_start, store_end]
-    store_start: str = "2026-10-01T00:00:00.000Z"
-    store_end: str = "2026-10-31T23:59:59.999Z"
+    # the 31 days that end with SIM_TODAY (include/simulators/clock.py)
+    store_start: str = at(days_ago(30))
+    store_end: str = at(days_ago(0), "23:59:59.999")
     burst_events: int = 0  # bursty: this many more inside burst_seconds from burst_start
-    burst_start: str = "2026-10-15T13:00:00.000Z"
+    burst_start: str = at(days_ago(16), "13:00:00.000")
     burst_seconds: float = 3_600.0
     instant_events: int = 0  # this many more, all stamped instant_at
-    instant_at: str = "2026-10-20T08:30:00.250Z"
+    instant_at: str = at(days_ago(11), "08:30:00.250")
     auditees: int = 40
     pdf_event_limit: int = PDF_EVENT_LIMIT
     rate_limit: int = 600  # requests per key per window

@@ -8,7 +8,6 @@ the simulator's row count, and a valid manifest pointing at the raw original.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from typing import Any
@@ -18,8 +17,9 @@ import pytest
 
 from compliance_exports.landing.layout import Partition
 from compliance_exports.registry import ExportEntry, load_registry
+from include.simulators.clock import days_ago
 
-DAY = dt.date(2026, 11, 20)
+DAY = days_ago(1)  # last night's interval: snapshots are taken only for a recent one
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 

@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from compliance_exports.landing.layout import Partition
+from include.simulators.clock import days_ago
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 DAG_ID = "oleria_exports"
-DAY = dt.date(2026, 11, 20)
+DAY = days_ago(1)
 # dag.test() reuses the run of a logical date: each test runs its own day.
-DRY_RUN_DAY, INVALID_DAYS = dt.date(2026, 11, 19), (dt.date(2026, 11, 18), dt.date(2026, 11, 17))
+DRY_RUN_DAY, INVALID_DAYS = days_ago(2), (days_ago(3), days_ago(4))
+# a range override six weeks back, inside the simulators' generated history
+RANGE = [days_ago(44), days_ago(43), days_ago(42)]
 
 
 def _posts(sim: Any) -> list[dict[str, Any]]:
@@ -32,18 +35,17 @@ def test_range_override_and_subset(
 ) -> None:
     conf = {
         "exports": ["oleria_employee_events"],
-        "range_start": "2026-10-20",
-        "range_end": "2026-10-22",
+        "range_start": RANGE[0].isoformat(),
+        "range_end": RANGE[-1].isoformat(),
     }
     dagrun = run_for_day(dags[DAG_ID], DAY, conf)
     states = _states(dagrun)
     assert dagrun.state == "success", states
-    days = ["2026-10-20", "2026-10-21", "2026-10-22"]
-    for day in days:  # one partition per day of the range, each with its manifest
-        part = Partition("oleria", "ilm_employee_events", dt.date.fromisoformat(day))
+    for day in RANGE:  # one partition per day of the range, each with its manifest
+        part = Partition("oleria", "ilm_employee_events", day)
         manifest = json.loads(s3.read(part.manifest_key))
-        assert manifest["data_interval"]["start"].startswith(day)
-    assert not s3.keys("curated/vendor=oleria/dataset=ilm_employee_events/dt=2026-11-20/")
+        assert manifest["data_interval"]["start"].startswith(day.isoformat())
+    assert not s3.keys(f"curated/vendor=oleria/dataset=ilm_employee_events/dt={DAY}/")
     # the snapshot export was not selected: skipped, nothing landed, nothing submitted
     assert states["oleria_identities.plan[-1]"] == "skipped"
     assert not s3.keys("curated/vendor=oleria/dataset=access_inventory_identities/")
@@ -65,9 +67,9 @@ def test_dry_run_submits_nothing(dags: dict[str, Any], s3: Any, sim: Any, run_fo
 @pytest.mark.parametrize(
     ("day", "conf", "message"),
     [
-        (INVALID_DAYS[0], {"range_start": "2026-11-05", "range_end": "2026-11-01"},
+        (INVALID_DAYS[0], {"range_start": str(days_ago(30)), "range_end": str(days_ago(34))},
          "is before range_start"),
-        (INVALID_DAYS[1], {"range_start": "2026-11-05"}, "set both range_start and range_end"),
+        (INVALID_DAYS[1], {"range_start": str(days_ago(30))}, "set both range_start and range_end"),
     ],
 )  # fmt: skip
 def test_invalid_params_fail_before_any_request(

@@ -35,13 +35,14 @@ from compliance_exports.landing.layout import Partition
 from compliance_exports.registry import ExportEntry, load_registry
 from compliance_exports.runs import days_of
 from include.distributed import DistributedStack
+from include.simulators.clock import today
 from tests.distributed.conftest import require_backends
 from tests.distributed.conftest import wait_for as poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_TIMEOUT = 240.0  # a failure bound, not a performance expectation
 wait_for = functools.partial(poll_until, timeout=WAIT_TIMEOUT)
-TODAY = dt.datetime.now(dt.UTC).date()
+TODAY = today()  # SIM_TODAY: the simulators' data ends at its midnight
 YESTERDAY = TODAY - dt.timedelta(days=1)
 BACKFILL_DAG = "oleria_exports"
 BACKFILL_DAYS = (TODAY - dt.timedelta(days=5), TODAY - dt.timedelta(days=4))
@@ -56,9 +57,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.airflow, pytest.mark.xdist_group("n
 @pytest.fixture(scope="module")
 def services() -> Iterator[Any]:
     """The four simulators (data up to today) and the S3 lake, in this process."""
-    from include.localstack.services import set_data_anchor
-
-    set_data_anchor(TODAY)  # before include.simulators is imported: "yesterday" has data
     from include.localstack.services import LocalServices, demo_settings
 
     with LocalServices(simulator_settings=demo_settings(TODAY)) as running:

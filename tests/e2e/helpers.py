@@ -19,7 +19,7 @@ import pytest
 from compliance_exports.landing.layout import Partition
 from compliance_exports.registry import ExportEntry, ExportKind, load_registry
 from include.localstack.client import StackClient
-from include.simulators.data import TIMESTAMP_ANCHOR
+from include.simulators.clock import days_ago
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -63,11 +63,10 @@ def selected_cases() -> list[DagCase]:
 
 
 def data_day(days_before: int) -> dt.date:
-    """A past day inside the simulators' generated history (their timestamps end at the
-    anchor, 2026-11-01): ``days_before`` days before today or the anchor, whichever is
-    earlier, so a windowed export finds rows and "same rows" compares real content."""
-    today = dt.datetime.now(dt.UTC).date()
-    return min(today, TIMESTAMP_ANCHOR.date()) - dt.timedelta(days=days_before)
+    """A past day inside the simulators' generated history (it ends at the coming
+    midnight of SIM_TODAY), so a windowed export finds rows and "same rows" compares
+    real content."""
+    return days_ago(days_before)
 
 
 # --- the stack ---------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def _form_choice(case: DagCase) -> tuple[ExportEntry, list[dt.date]]:
     if case.windowed:
         first = data_day(12)
         return case.windowed[0], list(days(first, first + dt.timedelta(days=1)))
-    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    yesterday = data_day(1)
     return case.snapshots[0], list(days(yesterday - dt.timedelta(days=1), yesterday))
 
 

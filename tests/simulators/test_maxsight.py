@@ -40,6 +40,9 @@ COLUMNS = [
     "workflow_instance_id",
 ]
 UNIFORM, BURST, INSTANT = 300, 1200, 25
+# A fixed store in the past (set explicitly, not the simulator's clock-relative default),
+# so locale renderings of known instants can be checked literally.
+STORE = {"store_start": "2026-10-01T00:00:00.000Z", "store_end": "2026-10-31T23:59:59.999Z"}
 BURST_HOUR = ("2026-10-15T13:00:00.000Z", "2026-10-15T13:59:59.999Z")
 INSTANT_AT = "2026-10-20T08:30:00.250Z"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -98,6 +101,7 @@ def maxsight() -> Iterator[RunningSimulator]:
         instant_events=INSTANT,
         burst_start=BURST_HOUR[0],
         instant_at=INSTANT_AT,
+        **STORE,
     )
     yield sim
     sim.stop()
@@ -123,7 +127,7 @@ def own_auditor() -> Iterator[Any]:
     started: list[tuple[RunningSimulator, Auditor]] = []
 
     def make(**settings: Any) -> Auditor:
-        sim = start_simulator("maxsight", seed=99, **settings)
+        sim = start_simulator("maxsight", seed=99, **{**STORE, **settings})
         client = Auditor(sim)
         started.append((sim, client))
         return client

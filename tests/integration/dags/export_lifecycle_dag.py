@@ -25,6 +25,7 @@ from compliance_exports.vendors.veza.operators import (
     VezaAccessReviewToS3Operator,
 )
 from compliance_exports.vendors.veza.sensors import VezaAccessReviewExportSensor
+from include.simulators.clock import at, days_ago
 
 LAKE = {"bucket": "compliance-lake", "aws_conn_id": "aws_lake", "day": "{{ ds }}"}
 WAIT = {"poll_interval": 0.2, "timeout": 120}
@@ -70,7 +71,7 @@ with DAG(
     MaxsightAuditExportToS3Operator(
         task_id="maxsight_fetch",
         dataset="audit_events",
-        range_start="2026-10-01T00:00:00Z",
-        range_end="2026-10-31T23:59:59.999Z",
+        range_start=at(days_ago(30)),  # the simulator's whole default event store
+        range_end=at(days_ago(0), "23:59:59.999"),
         **LAKE,
     )
