@@ -36,14 +36,14 @@ _PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 if _PLUGINS not in sys.path:  # `python -m bench.audit_windows` from the repository root
     sys.path.insert(0, _PLUGINS)
 
-from compliance_exports.audit import (  # noqa: E402
+from compliance_exports.vendors.maxsight.audit import (  # noqa: E402
     CountedEvents,
     Window,
     fetch_with_bisection,
     plan_pdf_windows,
     read_counting_csv,
 )
-from compliance_exports.audit.window import format_ms, to_epoch_ms  # noqa: E402
+from compliance_exports.vendors.maxsight.audit.window import format_ms, to_epoch_ms  # noqa: E402
 from compliance_exports.vendors.maxsight.query import (  # noqa: E402
     PDF_EVENT_LIMIT,
 )

@@ -108,7 +108,6 @@ def run_nightly(day: dt.date | None) -> int:
 def _rerun_problems(
     first: list[ExportOutcome], second: list[ExportOutcome], services: LocalServices, day: dt.date
 ) -> list[str]:
-    from compliance_exports.landing.layout import Partition
     from compliance_exports.registry import load_registry
 
     problems = []
@@ -120,7 +119,7 @@ def _rerun_problems(
             problems.append(f"{before.export}: {(before.state, before.rows)} then {got}")
             continue
         entry = load_registry().get(before.export)
-        partition = Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+        partition = entry.partition(day)
         manifest = _read_json(services, partition.manifest_key) or {}
         listed = {part["key"] for part in manifest.get("parts", [])}
         stored = {k for k in _keys(services, partition.curated_prefix) if k.endswith(".parquet")}
@@ -170,12 +169,11 @@ def _outcome(
     seconds: float,
     services: LocalServices,
 ) -> ExportOutcome:
-    from compliance_exports.landing.layout import Partition
 
     mine = {tid: str(s) for tid, s in states.items() if tid.startswith(f"{entry.name}.")}
     bad = sorted(tid for tid, s in mine.items() if s not in {"success", "skipped"})
     skipped = mine and all(s == "skipped" for s in mine.values())
-    partition = Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+    partition = entry.partition(day)
     manifest = _read_json(services, partition.manifest_key)
     outcome = ExportOutcome(
         entry.dag_id, entry.name, "failed" if bad else str(dag_state), seconds=seconds

@@ -1,12 +1,11 @@
 """The export registry: one YAML entry per export, validated at DAG parse time.
 
 Adding an export is an entry in ``include/registry/exports.yaml``, not code. Loading is
-cheap and offline (no network, no pyarrow): each entry's vendor parameters are checked
-with the same rules the submit operators apply before any request, so a bad entry is a
-DAG import error that names the entry and the field::
+cheap and offline (no network, no pyarrow): each entry's vendor block is checked by its
+vendor package (:meth:`ExportVendor.check_params`, the rules its operator applies before
+any request), so a bad entry is a DAG import error that names the entry and the field::
 
-    include/registry/exports.yaml: exports.veza_review_xlsx.veza.title: 'Quarterly ...'
-    is 34 characters; Veza allows at most 30
+    include/registry/exports.yaml: exports.<name>.<vendor>.<field>: <what is wrong>
 
 Entries sharing a ``dag`` (default ``<vendor>_exports``) become one DAG; they must share
 its schedule and timezone.
@@ -17,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +26,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from compliance_exports.core.errors import ExportValidationError
+from compliance_exports.core.vendor import ExportKind, ExportVendor, UnknownVendorError, load_vendor
+from compliance_exports.landing.layout import Partition
+
+__all__ = ["ExportEntry", "ExportKind", "LakeTarget", "Registry", "RegistryError", "load_registry"]
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "include" / "registry" / "exports.yaml"
 REGISTRY_ENV = "COMPLIANCE_EXPORTS_REGISTRY"
@@ -38,28 +41,6 @@ _CRON_FIELDS = 5
 
 class RegistryError(ValueError):
     """An invalid registry entry; the message names the file, the entry and the field."""
-
-
-class Vendor(StrEnum):
-    OLERIA = "oleria"
-    VEZA = "veza"
-    SAILPOINT = "sailpoint"
-    MAXSIGHT = "maxsight"
-
-
-class ExportKind(StrEnum):
-    """How an export relates to the run's data interval.
-
-    * ``windowed``: the interval drives a filter (Oleria event contexts on a timestamp
-      field, Maxsight's range); any past interval can be exported again (backfills).
-    * ``snapshot``: the vendor returns current state (most Oleria inventory contexts,
-      SailPoint reports, a Veza certification's review): it cannot be taken for a past
-      date, so a run whose interval ended longer than ``snapshot_grace`` ago is skipped
-      with a log line saying so, and the manifest records the extraction time.
-    """
-
-    WINDOWED = "windowed"
-    SNAPSHOT = "snapshot"
 
 
 def parse_duration(text: Any, where: str) -> dt.timedelta:
@@ -96,7 +77,7 @@ class ExportEntry:
     """One export: what to ask the vendor, when, and where it lands."""
 
     name: str
-    vendor: Vendor
+    vendor: ExportVendor
     dataset: str
     kind: ExportKind
     conn_id: str
@@ -112,13 +93,18 @@ class ExportEntry:
     execution_timeout: dt.timedelta
     wait_timeout: dt.timedelta
     snapshot_grace: dt.timedelta
+    resubmits: int = 1
     description: str = ""
     tags: tuple[str, ...] = ()
+
+    def partition(self, day: dt.date) -> Partition:
+        """The lake partition of ``day``: the one place an export's S3 keys come from."""
+        return Partition(self.vendor.name, self.dataset, day, self.lake.prefix)
 
     @property
     def asset_uri(self) -> str:
         base = "/".join(p for p in (self.lake.prefix.strip("/"), "curated") if p)
-        return f"s3://{self.lake.bucket}/{base}/vendor={self.vendor.value}/dataset={self.dataset}/"
+        return f"s3://{self.lake.bucket}/{base}/vendor={self.vendor.name}/dataset={self.dataset}/"
 
 
 @dataclass(frozen=True)
@@ -137,96 +123,6 @@ class Registry:
             if entry.name == name:
                 return entry
         raise KeyError(name)
-
-
-# --- vendor parameters: the same checks the submit operators run before any request ---
-
-
-def _check_oleria(params: Mapping[str, Any], kind: ExportKind) -> None:
-    from compliance_exports.vendors.oleria.filters import validate_download_request
-
-    validate_download_request(
-        params.get("context", ""),
-        params.get("filter_by", []),
-        params.get("sort_by", []),
-        extra_contexts=params.get("extra_contexts", ()),
-    )
-    if kind is ExportKind.WINDOWED and not params.get("window_field"):
-        raise ExportValidationError(
-            "window_field", "a windowed Oleria export names the timestamp field to filter on"
-        )
-
-
-def _check_veza(params: Mapping[str, Any], kind: ExportKind) -> None:
-    from compliance_exports.vendors.veza.validation import validate_access_review_export
-
-    formats = {"csv": 0, "xlsx": 6}
-    fmt = params.get("format", "csv")
-    if fmt not in formats:
-        raise ExportValidationError("format", f"{fmt!r} is not one of csv, xlsx")
-    validate_access_review_export(
-        format=formats[fmt],
-        certification_id=params.get("certification_id"),
-        previous_certification_id=params.get("previous_certification_id"),
-        title=params.get("title"),
-        filter=params.get("filter"),
-        mutable_filter=params.get("mutable_filter"),
-        order_by=params.get("order_by"),
-    )
-    if kind is not ExportKind.SNAPSHOT:
-        raise ExportValidationError("kind", "a Veza review export is a snapshot of a certification")
-
-
-def _check_sailpoint(params: Mapping[str, Any], kind: ExportKind) -> None:
-    from compliance_exports.vendors.sailpoint.reports import validate_report
-
-    validate_report(
-        params.get("report_type", ""), params.get("arguments", {}), params.get("file_format", "csv")
-    )
-    if kind is not ExportKind.SNAPSHOT:
-        raise ExportValidationError("kind", "a SailPoint report is a snapshot of current state")
-
-
-def _check_maxsight(params: Mapping[str, Any], kind: ExportKind) -> None:
-    from compliance_exports.vendors.maxsight.query import (
-        ARRAY_PARAMETERS,
-        PDF_EVENT_LIMIT,
-        AuditExportQuery,
-    )
-
-    filters = params.get("filters", {})
-    unknown_filters = sorted(set(filters) - set(ARRAY_PARAMETERS))
-    if unknown_filters:
-        raise ExportValidationError(
-            "filters", f"unknown {unknown_filters}; allowed: {', '.join(ARRAY_PARAMETERS)}"
-        )
-    arrays: dict[str, Any] = {name: tuple(values) for name, values in filters.items()}
-    AuditExportQuery(
-        metadata=dict(params.get("metadata", {})),
-        locale=params.get("locale", "en"),
-        timezone=params.get("timezone"),
-        **arrays,
-    )
-    file_types = params.get("file_types", ["csv"])
-    if set(file_types) - {"csv", "pdf"} or "csv" not in file_types:
-        raise ExportValidationError(
-            "file_types", f"{file_types!r}: csv is required (it counts the events), pdf optional"
-        )
-    limit, margin = params.get("window_limit", 5000), params.get("window_margin", 0)
-    if not isinstance(limit, int) or not 1 <= limit <= PDF_EVENT_LIMIT:
-        raise ExportValidationError("window_limit", f"{limit!r} is not in 1..{PDF_EVENT_LIMIT}")
-    if not isinstance(margin, int) or not 0 <= margin < limit:
-        raise ExportValidationError("window_margin", f"{margin!r} is not in 0..{limit - 1}")
-    if kind is not ExportKind.WINDOWED:
-        raise ExportValidationError("kind", "the Maxsight audit export is windowed by its range")
-
-
-_VENDOR_CHECKS: Mapping[Vendor, Callable[[Mapping[str, Any], ExportKind], None]] = {
-    Vendor.OLERIA: _check_oleria,
-    Vendor.VEZA: _check_veza,
-    Vendor.SAILPOINT: _check_sailpoint,
-    Vendor.MAXSIGHT: _check_maxsight,
-}
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -277,45 +173,52 @@ def _check_schema(schema: Any, where: str) -> Mapping[str, str]:
 _ENTRY_KEYS = {
     "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
     "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
-    "description", "tags", *(v.value for v in Vendor),
+    "resubmits", "description", "tags",
 }  # fmt: skip
 
 
 def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> ExportEntry:
     if not isinstance(raw, Mapping):
         raise RegistryError(f"{where}: an export entry must be a mapping")
-    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    merged = {**defaults, **raw}
+    try:
+        vendor = load_vendor(str(merged.get("vendor") or ""))
+    except UnknownVendorError as exc:
+        raise RegistryError(f"{where}.vendor: {exc}") from None
+    unknown = sorted(set(raw) - _ENTRY_KEYS - {vendor.name})
     if unknown:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    merged = {**defaults, **raw}
-    vendor = _choice(Vendor, merged.get("vendor"), f"{where}.vendor")
     kind = _choice(ExportKind, merged.get("kind"), f"{where}.kind")
-    params = raw.get(vendor.value, {})
+    params = raw.get(vendor.name, {})
     if not isinstance(params, Mapping):
-        raise RegistryError(f"{where}.{vendor.value}: must be a mapping of vendor parameters")
+        raise RegistryError(f"{where}.{vendor.name}: must be a mapping of vendor parameters")
     try:
-        _VENDOR_CHECKS[vendor](params, kind)
+        vendor.check_kind(kind)
+        vendor.check_params(params, kind)
         lake = LakeTarget(**{**defaults.get("lake", {}), **raw.get("lake", {})})
     except ExportValidationError as exc:
-        raise RegistryError(f"{where}.{vendor.value}.{exc}") from None
+        raise RegistryError(f"{where}.{vendor.name}.{exc}") from None
     except TypeError as exc:
         raise RegistryError(f"{where}.lake: {exc}") from None
     _check_schedule(merged.get("schedule"), merged.get("timezone", "UTC"), where)
     retries = merged.get("retries", 3)
     if not isinstance(retries, int) or retries < 2:
         raise RegistryError(f"{where}.retries: {retries!r}; nightly exports need retries >= 2")
+    resubmits = merged.get("resubmits", 1)
+    if not isinstance(resubmits, int) or isinstance(resubmits, bool) or resubmits < 0:
+        raise RegistryError(f"{where}.resubmits: {resubmits!r} is not a count >= 0")
     return ExportEntry(
         name=name,
         vendor=vendor,
         dataset=_name(merged.get("dataset", name), f"{where}.dataset"),
         kind=kind,
-        conn_id=str(merged.get("conn_id", f"{vendor.value}_default")),
+        conn_id=str(merged.get("conn_id", f"{vendor.name}_default")),
         params=dict(params),
         schema=_check_schema(merged.get("schema", {}), where),
-        dag_id=_name(merged.get("dag", f"{vendor.value}_exports"), f"{where}.dag"),
+        dag_id=_name(merged.get("dag", f"{vendor.name}_exports"), f"{where}.dag"),
         schedule=merged["schedule"],
         timezone=str(merged.get("timezone", "UTC")),
-        pool=str(merged.get("pool", vendor.value)),
+        pool=str(merged.get("pool", vendor.name)),
         lake=lake,
         retries=retries,
         retry_delay=parse_duration(merged.get("retry_delay", "2m"), f"{where}.retry_delay"),
@@ -326,6 +229,7 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
         snapshot_grace=parse_duration(
             merged.get("snapshot_grace", "36h"), f"{where}.snapshot_grace"
         ),
+        resubmits=resubmits,
         description=str(merged.get("description", "")),
         tags=tuple(str(t) for t in merged.get("tags", ())),
     )
@@ -343,11 +247,11 @@ def _check_dags(entries: tuple[ExportEntry, ...], source: str) -> None:
                 )
     targets: dict[tuple[str, str, str, str], str] = {}
     for entry in entries:
-        key = (entry.lake.bucket, entry.lake.prefix, entry.vendor.value, entry.dataset)
+        key = (entry.lake.bucket, entry.lake.prefix, entry.vendor.name, entry.dataset)
         if key in targets:
             raise RegistryError(
                 f"{source}: exports.{entry.name}: lands in the same dataset as "
-                f"{targets[key]} ({entry.vendor.value}/{entry.dataset}); give it its own dataset"
+                f"{targets[key]} ({entry.vendor.name}/{entry.dataset}); give it its own dataset"
             )
         targets[key] = entry.name
 

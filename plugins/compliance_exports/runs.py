@@ -102,6 +102,11 @@ class ExportSlice:
         )
 
 
+def iso_ms(value: dt.datetime) -> str:
+    """``2026-11-20T00:00:00.000Z``: UTC, milliseconds, ``Z`` (how vendor filters write it)."""
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
     """``[day 00:00, day+1 00:00)`` in ``tz``, as UTC datetimes (DST-safe)."""
     start = dt.datetime.combine(day, dt.time(), tz)

@@ -14,7 +14,7 @@ from bench.audit_windows import (
     late_arrivals,
     measure_day,
 )
-from compliance_exports.audit import Window, read_counting_csv
+from compliance_exports.vendors.maxsight.audit import Window, read_counting_csv
 
 
 def tiny_day() -> Day:

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance_exports.audit.bisection import (
+from compliance_exports.vendors.maxsight.audit.bisection import (
     WindowNotSplittableError,
     WindowOverLimitError,
     bisect_window,
     fetch_with_bisection,
 )
-from compliance_exports.audit.window import Window, to_epoch_ms
+from compliance_exports.vendors.maxsight.audit.window import Window, to_epoch_ms
 
 DAY_MS = to_epoch_ms(dt.datetime(2026, 11, 21, tzinfo=dt.UTC))
 

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance_exports.audit.counting import (
+from compliance_exports.vendors.maxsight.audit.counting import (
     CountedEvents,
     CountingCsvError,
     counting_query,
     parse_event_timestamp,
     read_counting_csv,
 )
-from compliance_exports.audit.planner import plan_pdf_windows
-from compliance_exports.audit.window import to_epoch_ms
+from compliance_exports.vendors.maxsight.audit.planner import plan_pdf_windows
+from compliance_exports.vendors.maxsight.audit.window import to_epoch_ms
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 DAY_MS = to_epoch_ms(dt.datetime(2026, 11, 21, tzinfo=dt.UTC))

@@ -2,8 +2,8 @@
 
 Real parts only: a Maxsight simulator over HTTP (our own, so we choose its distribution
 and its PDF limit), the local S3 server, the operators' ``execute()`` and the DAG's own
-planning glue (:func:`compliance_exports.pipeline.plan_audit_pdfs`), and the landed PDFs
-read back with pypdf. Cases 1-3 lower the simulator's ``pdf_event_limit`` and plan with
+planning glue (:func:`~compliance_exports.vendors.maxsight.spec.plan_audit_pdfs`), and the
+landed PDFs read back with pypdf. Cases 1-3 lower the simulator's ``pdf_event_limit`` and plan with
 the same ``window_limit``: the mechanism is what is tested. The ``dag.test()`` case runs
 the shipped ``maxsight_exports`` DAG at the real limit of 5,000.
 """
@@ -27,13 +27,17 @@ import pyarrow.parquet as pq
 import pytest
 from pypdf import PdfReader
 
-from compliance_exports.audit import InstantOverLimitError, Window, WindowOverLimitError
-from compliance_exports.audit.window import format_ms, parse_ms, to_epoch_ms
 from compliance_exports.landing.layout import Partition
-from compliance_exports.pipeline import plan_audit_pdfs
 from compliance_exports.registry import ExportEntry, load_registry
+from compliance_exports.vendors.maxsight.audit import (
+    InstantOverLimitError,
+    Window,
+    WindowOverLimitError,
+)
+from compliance_exports.vendors.maxsight.audit.window import format_ms, parse_ms, to_epoch_ms
 from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
 from compliance_exports.vendors.maxsight.pdfs import MaxsightAuditPdfsToS3Operator
+from compliance_exports.vendors.maxsight.spec import plan_audit_pdfs
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.maxsight import EXPORT_PATH
 from tests.conftest import LocalS3, set_connection
@@ -49,7 +53,7 @@ AROUND_THE_DAY = {
 CONN_ID = "maxsight_pdf_e2e"
 ENTRY = "maxsight_audit_events"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-ITEM = {"day": DAY.isoformat(), "submit": {"range_start": DAY_START, "range_end": DAY_END}}
+ITEM = {"day": DAY.isoformat(), "request": {"range_start": DAY_START, "range_end": DAY_END}}
 
 
 # --------------------------------------------------------------------------- helpers

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance_exports.audit.counting import CountedEvents
-from compliance_exports.audit.planner import (
+from compliance_exports.vendors.maxsight.audit.counting import CountedEvents
+from compliance_exports.vendors.maxsight.audit.planner import (
     InstantOverLimitError,
     pack_values,
     plan_pdf_windows,
 )
-from compliance_exports.audit.window import Window, to_epoch_ms
+from compliance_exports.vendors.maxsight.audit.window import Window, to_epoch_ms
 
 DAY_MS = to_epoch_ms(dt.datetime(2026, 11, 21, tzinfo=dt.UTC))
 SPAN = 200  # milliseconds in the generated ranges: small, so instants collide

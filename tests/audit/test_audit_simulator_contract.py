@@ -10,7 +10,11 @@ import datetime as dt
 
 import pytest
 
-from compliance_exports.audit import counting_query, plan_pdf_windows, read_counting_csv
+from compliance_exports.vendors.maxsight.audit import (
+    counting_query,
+    plan_pdf_windows,
+    read_counting_csv,
+)
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 from include.simulators.data import csv_chunks
 from include.simulators.maxsight import COLUMNS, EventRenderer, EventStore, MaxsightSettings

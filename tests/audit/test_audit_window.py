@@ -5,7 +5,12 @@ import json
 
 import pytest
 
-from compliance_exports.audit.window import Window, format_ms, parse_ms, to_epoch_ms
+from compliance_exports.vendors.maxsight.audit.window import (
+    Window,
+    format_ms,
+    parse_ms,
+    to_epoch_ms,
+)
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 DAY = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)

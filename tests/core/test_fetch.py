@@ -20,7 +20,7 @@ from compliance_exports.core.fetch import (
     as_day,
 )
 from compliance_exports.core.hooks import Download, filename_from_disposition, safe_filename
-from compliance_exports.vendors.oleria.operators import OleriaDownloadToS3Operator
+from compliance_exports.vendors.oleria.operators import OleriaExportOperator
 
 
 class TestHashingReader:
@@ -93,7 +93,7 @@ class TestNames:
     def test_object_name_is_deterministic_per_dataset(
         self, vendor_name: str, content_type: str, stored: str
     ) -> None:
-        op = OleriaDownloadToS3Operator(task_id="f", submission="j", dataset="access", bucket="b")
+        op = OleriaExportOperator(task_id="f", context="identities", dataset="access", bucket="b")
         download = Download(httpx.Response(200), vendor_name, content_type, None)
         assert op.object_name(download) == stored
 
@@ -120,13 +120,20 @@ class TestArguments:
             ({"server_side_encryption": "des"}, "server_side_encryption"),
             ({"kms_key_id": "k"}, "kms_key_id"),
             ({"max_download_attempts": 0}, "max_download_attempts"),
-            ({"submission": {"vendor": "oleria"}}, "submission"),
+            ({"resubmits": -1}, "resubmits"),
+            ({"wait_timeout": 0}, "wait_timeout"),
+            ({"poll_interval": 10, "max_poll_interval": 5}, "max_poll_interval"),
         ],
     )
     def test_bad_arguments_fail_before_any_request(
         self, kwargs: dict[str, object], field: str
     ) -> None:
-        kwargs.setdefault("submission", "job-1")
-        op = OleriaDownloadToS3Operator(task_id="f", dataset="d", bucket="b", **kwargs)  # type: ignore[arg-type]
+        op = OleriaExportOperator(
+            task_id="f",
+            context="identities",
+            dataset="d",
+            bucket="b",
+            **kwargs,  # type: ignore[arg-type]
+        )
         with pytest.raises(ExportValidationError, match=field):
             op.validate()

@@ -41,11 +41,18 @@ class TestRetryPolicy:
         policy = RetryPolicy(base_delay=1, multiplier=2, max_delay=5, jitter=0)
         assert [policy.backoff(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
 
-    def test_retry_after_wins_when_longer_and_is_capped(self) -> None:
+    def test_retry_after_wins_when_longer_and_is_honoured_in_full(self) -> None:
         policy = RetryPolicy(base_delay=1, max_delay=30, jitter=0)
         assert policy.delay(1, retry_after=10) == 10
         assert policy.delay(1, retry_after=0.1) == 1
-        assert policy.delay(1, retry_after=600) == 30
+        assert policy.delay(1, retry_after=600) == 600  # max_delay caps our back-off only
+
+    def test_a_retry_after_beyond_the_call_budget_gives_up_instead_of_waking_early(
+        self,
+    ) -> None:
+        policy = RetryPolicy(max_elapsed=300, base_delay=1, max_delay=30, jitter=0)
+        assert policy.start(clock=lambda: 0.0).next_delay(retry_after=120) == 120
+        assert policy.start(clock=lambda: 0.0).next_delay(retry_after=301) is None
 
     @given(attempt=st.integers(1, 20), draw=st.floats(0, 1))
     def test_jitter_stays_within_its_band(self, attempt: int, draw: float) -> None:

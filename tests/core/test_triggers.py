@@ -117,11 +117,31 @@ async def test_errors_become_one_error_event() -> None:
     ]
 
 
-async def test_on_kill_cancels_the_remote_job() -> None:
+@pytest.mark.parametrize(
+    ("task_state", "cancelled"),
+    [("failed", ["job-9"]), ("success", ["job-9"]), (None, []), ("deferred", [])],
+    ids=["marked-failed", "marked-success", "cleared", "reassigned"],
+)
+async def test_on_kill_cancels_only_for_a_task_a_person_ended(
+    monkeypatch: pytest.MonkeyPatch, task_state: str | None, cancelled: list[str]
+) -> None:
     ScriptedHook.cancelled.clear()
     trigger = ScriptedTrigger(conn_id="x", job_id="job-9", deadline=time.time() + 30)
+
+    async def state_now(self: object) -> str | None:
+        return task_state
+
+    monkeypatch.setattr(ScriptedTrigger, "task_state", state_now)
     await trigger.on_kill()
-    assert ScriptedHook.cancelled == ["job-9"]
+    assert ScriptedHook.cancelled == cancelled
+
+
+async def test_outside_a_triggerer_the_task_state_is_unknown_and_nothing_is_cancelled() -> None:
+    ScriptedHook.cancelled.clear()
+    trigger = ScriptedTrigger(conn_id="x", job_id="job-9", deadline=time.time() + 30)
+    assert await trigger.task_state() is None
+    await trigger.on_kill()
+    assert ScriptedHook.cancelled == []
 
 
 class TestFreezeStartupHeap:

@@ -70,3 +70,22 @@ print("HEAVY", heavy)
         capture_output=True, text=True, env=env, check=True, cwd=REPO,
     )  # fmt: skip
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_the_fresh_export_switch_reaches_every_export_task() -> None:
+    """The trigger form's ``fresh_export`` goes into each planned slice, and from there
+    into the export task's kwargs (where the ledger honours it once per Clear)."""
+    import datetime as dt
+
+    from compliance_exports.core.vendor import job_export_kwargs
+    from compliance_exports.dag_factory import plan_items
+    from compliance_exports.registry import load_registry
+
+    entry = load_registry().get("oleria_employee_events")
+    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    context = {"data_interval_start": start, "data_interval_end": start + dt.timedelta(days=1)}
+    for fresh in (False, True):
+        [planned] = plan_items(entry, [entry.name], {**context, "params": {"fresh_export": fresh}})
+        assert planned["fresh_export"] is fresh
+        assert job_export_kwargs(planned)["fresh_export"] is fresh
+        assert job_export_kwargs(planned)["day"] == "2026-11-20"

@@ -15,7 +15,6 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from compliance_exports.landing.layout import Partition
 from compliance_exports.registry import ExportEntry, load_registry
 from include.simulators.clock import days_ago
 
@@ -30,9 +29,9 @@ def _exports(sim: Any) -> dict[str, Any]:
 
 
 def _check_partition(s3: Any, entry: ExportEntry, sim: Any) -> dict[str, Any]:
-    partition = Partition(entry.vendor.value, entry.dataset, DAY, entry.lake.prefix)
+    partition = entry.partition(DAY)
     manifest = json.loads(s3.read(partition.manifest_key))
-    assert manifest["vendor"] == entry.vendor.value
+    assert manifest["vendor"] == entry.vendor.name
     assert manifest["dataset"] == entry.dataset
     assert manifest["day"] == DAY.isoformat()
     assert manifest["raw"]["key"].startswith(partition.raw_prefix)
@@ -59,8 +58,8 @@ def test_nightly_dag_lands_every_export(
     states = {(ti.task_id, ti.map_index): ti.state for ti in dagrun.get_task_instances()}
     assert dagrun.state == "success", states
     for entry in load_registry().by_dag()[dag_id]:
-        sim = simulators[entry.vendor.value]
-        partition = Partition(entry.vendor.value, entry.dataset, DAY, entry.lake.prefix)
+        sim = simulators[entry.vendor.name]
+        partition = entry.partition(DAY)
         if not entry.schema and entry.params.get("file_format") == "pdf":
             pdfs = [k for k in s3.keys(partition.raw_prefix) if k.endswith(".pdf")]
             assert len(pdfs) == 1, "the PDF report is archived as it came"

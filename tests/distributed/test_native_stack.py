@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from compliance_exports.landing.layout import Partition
 from compliance_exports.registry import load_registry
 from compliance_exports.runs import days_of
 from include.distributed import VENDOR_POOLS, DistributedStack
@@ -268,7 +267,7 @@ def test_a_project_export_dag_lands_its_exports(stack: DistributedStack, s3_serv
             dt.datetime.fromisoformat(run[f"data_interval_{edge}"]) for edge in ("start", "end")
         )
         day = days_of(start, end, ZoneInfo(entry.timezone))[-1]
-        partition = Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+        partition = entry.partition(day)
         assert partition.manifest_key in s3_server.keys(partition.curated_prefix), entry.name
 
 

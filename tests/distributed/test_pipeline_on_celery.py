@@ -205,7 +205,7 @@ class Lake:
 
 
 def partition_of(entry: ExportEntry, day: dt.date) -> Partition:
-    return Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+    return entry.partition(day)
 
 
 def check_partition(lake: Lake, services: Any, entry: ExportEntry, day: dt.date) -> dict[str, Any]:
@@ -217,7 +217,7 @@ def check_partition(lake: Lake, services: Any, entry: ExportEntry, day: dt.date)
     manifests = [k for k in curated if k.endswith(".json")]
     assert manifests == [partition.manifest_key], manifests
     manifest: dict[str, Any] = json.loads(lake.read(partition.manifest_key))
-    assert (manifest["vendor"], manifest["dataset"]) == (entry.vendor.value, entry.dataset)
+    assert (manifest["vendor"], manifest["dataset"]) == (entry.vendor.name, entry.dataset)
     assert manifest["day"] == day.isoformat()
     rows = 0
     for part in manifest["parts"]:
@@ -233,7 +233,7 @@ def check_partition(lake: Lake, services: Any, entry: ExportEntry, day: dt.date)
 
 def vendor_rows(services: Any, entry: ExportEntry, manifest: dict[str, Any], day: dt.date) -> int:
     """The rows the simulator says it exported for this manifest's job (or Maxsight query)."""
-    facts = sim_admin(services, entry.vendor.value, "GET", "facts")
+    facts = sim_admin(services, entry.vendor.name, "GET", "facts")
     if manifest["job_id"] is not None:
         return int(facts["exports"][manifest["job_id"]]["rows"])
     # Maxsight is synchronous: the last complete CSV export whose range starts on the day.
@@ -369,7 +369,7 @@ def test_killed_triggerer_mid_wait_export_completes_with_one_submission(
     try:
         conf = {"exports": [entry.name], "range_start": str(day), "range_end": str(day)}
         run_id = trigger(stack, BACKFILL_DAG, conf)
-        task_id = f"{entry.name}.wait"
+        task_id = f"{entry.name}.export"
         wait_task_state(stack, BACKFILL_DAG, run_id, task_id, {"deferred"})
         [old_job] = wait_for(
             "the triggerer to run the trigger",
@@ -390,8 +390,8 @@ def test_killed_triggerer_mid_wait_export_completes_with_one_submission(
     finally:
         sim_admin(services, "oleria", "PATCH", "config", json={"latency": 0.2})
     assert state == "success", run_states(stack, BACKFILL_DAG, run_id)
-    wait_ti = task_instance(stack, BACKFILL_DAG, run_id, task_id)
-    assert wait_ti["try_number"] == 1, "the wait was retried instead of taken over"
+    export_ti = task_instance(stack, BACKFILL_DAG, run_id, task_id)
+    assert export_ti["try_number"] == 1, "the export was retried instead of taken over"
     logs = trigger_logs(stack, run_id, task_id)
     fired = [job for job, text in logs.items() if "Trigger fired event" in text]
     assert len(fired) == 1, logs
@@ -436,16 +436,14 @@ def test_killed_worker_mid_landing_publishes_exactly_one_copy(
     assert manifest["job_id"] == job, "the partition is not this run's export"
 
 
-def test_user_failing_a_deferred_sailpoint_wait_cancels_the_report(
+def test_user_failing_a_deferred_sailpoint_export_cancels_the_report(
     stack: DistributedStack, services: Any
 ) -> None:
     entry = ENTRIES["sailpoint_identities"]
     sim_admin(services, "sailpoint", "POST", "faults", json={"kind": "never_finish"})
     run_id = trigger(stack, "sailpoint_exports", {"exports": [entry.name]})
-    task_id = f"{entry.name}.wait"
+    task_id = f"{entry.name}.export"
     wait_task_state(stack, "sailpoint_exports", run_id, task_id, {"deferred"})
-    submitted = task_instance(stack, "sailpoint_exports", run_id, f"{entry.name}.submit")
-    assert submitted["state"] == "success"
 
     path = f"/api/v2/dags/sailpoint_exports/dagRuns/{run_id}/taskInstances/{task_id}/0"
     response = stack.rest("PATCH", path, json={"new_state": "failed"})
@@ -461,3 +459,68 @@ def test_user_failing_a_deferred_sailpoint_wait_cancels_the_report(
 
     terminated = wait_for("the report to be cancelled", cancelled, timeout=60)
     assert len(terminated) == 1, terminated
+
+
+def ledger_job(stack: DistributedStack, dag_id: str, run_id: str, task_id: str) -> str | None:
+    """The job the export task's ledger follows (its ``task_state_store``, read over REST)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store"
+    entries = get(stack, f"{path}?map_index=0")["task_state_store"]
+    ledger = {e["key"]: e["value"] for e in entries}.get("export_job") or {}
+    return ledger.get("job_id")
+
+
+def clear(stack: DistributedStack, dag_id: str, run_id: str, task_id: str) -> None:
+    body = {
+        "dry_run": False,
+        "dag_run_id": run_id,
+        "task_ids": [[task_id, 0]],
+        "only_failed": False,
+        "reset_dag_runs": True,
+    }
+    response = stack.rest("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+    assert response.status_code == 200, response.text
+
+
+def test_a_cleared_deferred_export_reattaches_and_a_deleted_state_store_exports_afresh(
+    stack: DistributedStack, services: Any
+) -> None:
+    """A Clear of the deferred task fires the trigger's on_kill: the job is left running
+    (not cancelled) and the next try follows it. Deleting the task's state store over REST
+    first (docs/OPERATIONS.md, "A fresh export of a day") makes the next try export again."""
+    entry = ENTRIES["oleria_employee_events"]
+    day = TODAY - dt.timedelta(days=9)
+    task_id = f"{entry.name}.export"
+    sim_admin(services, "oleria", "DELETE", "requests")
+    sim_admin(services, "oleria", "PATCH", "config", json={"latency": 120.0})
+    try:
+        conf = {"exports": [entry.name], "range_start": str(day), "range_end": str(day)}
+        run_id = trigger(stack, BACKFILL_DAG, conf)
+        wait_task_state(stack, BACKFILL_DAG, run_id, task_id, {"deferred"})
+        first = ledger_job(stack, BACKFILL_DAG, run_id, task_id)
+        assert first
+
+        clear(stack, BACKFILL_DAG, run_id, task_id)
+        wait_for(
+            "the cleared export to defer again",
+            lambda: (
+                task_instance(stack, BACKFILL_DAG, run_id, task_id)["try_number"] == 2
+                and task_instance(stack, BACKFILL_DAG, run_id, task_id)["state"] == "deferred"
+            ),
+        )
+        assert ledger_job(stack, BACKFILL_DAG, run_id, task_id) == first
+        assert len(submissions(services, "oleria", "/v1/downloads")) == 1
+
+        store = f"/api/v2/dags/{BACKFILL_DAG}/dagRuns/{run_id}/taskInstances/{task_id}/state-store"
+        response = stack.rest("DELETE", f"{store}?map_index=0")
+        assert response.status_code == 204, response.text
+        sim_admin(services, "oleria", "PATCH", "config", json={"latency": 0.2})
+        clear(stack, BACKFILL_DAG, run_id, task_id)
+        state = wait_run(stack, BACKFILL_DAG, run_id)
+    finally:
+        sim_admin(services, "oleria", "PATCH", "config", json={"latency": 0.2})
+    assert state == "success", run_states(stack, BACKFILL_DAG, run_id)
+    fresh = ledger_job(stack, BACKFILL_DAG, run_id, task_id)
+    assert fresh not in (None, first)
+    assert len(submissions(services, "oleria", "/v1/downloads")) == 2
+    manifest = check_partition(Lake(services), services, entry, day)
+    assert manifest["job_id"] == fresh

@@ -129,7 +129,7 @@ class E2EStack:
         return body
 
     def partition(self, entry: ExportEntry, day: dt.date) -> Partition:
-        return Partition(entry.vendor.value, entry.dataset, day, entry.lake.prefix)
+        return entry.partition(day)
 
     def partition_keys(self, entry: ExportEntry, day: dt.date) -> list[str]:
         """Every object of the export for ``day``: raw, curated and staging."""
@@ -155,7 +155,7 @@ class E2EStack:
         assert part.manifest_key in curated, f"no manifest for {entry.name} dt={day}: {curated}"
         manifest = self.manifest(entry, day)
         assert manifest["day"] == day.isoformat()
-        assert (manifest["vendor"], manifest["dataset"]) == (entry.vendor.value, entry.dataset)
+        assert (manifest["vendor"], manifest["dataset"]) == (entry.vendor.name, entry.dataset)
         listed = [p["key"] for p in manifest["parts"]]
         assert len(listed) == len(set(listed)), f"duplicate parts in the manifest: {listed}"
         parquet = sorted(k for k in curated if k.endswith(".parquet"))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import os
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -73,21 +75,43 @@ def run_trigger_for(trigger: Any, seconds: float) -> list[dict[str, Any]]:
     return asyncio.run(collect())
 
 
-def deferred_trigger(sensor: Any, context: dict[str, Any]) -> Any:
-    """The trigger a deferrable sensor hands to the triggerer (the sensor must defer)."""
+def deferred_trigger(task: Any, context: dict[str, Any]) -> Any:
+    """The trigger a deferrable task hands to the triggerer (the task must defer)."""
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context)
+        task.execute(context)
     return deferred.value.trigger
 
 
-def run_sensor(sensor: Any, context: dict[str, Any]) -> Any:
-    """Execute a deferrable sensor the way Airflow does: defer, trigger, resume."""
-    try:
-        return sensor.execute(context)
-    except TaskDeferred as deferred:
-        events = run_trigger(deferred.trigger)
-        assert len(events) == 1, events
-        return getattr(sensor, deferred.method_name)(context, event=events[0])
+def run_deferrable(
+    task: Any,
+    context: dict[str, Any],
+    max_deferrals: int = 10,
+    resume: tuple[str, dict[str, Any]] | None = None,
+) -> Any:
+    """Execute a deferrable task the way Airflow does: defer, trigger, resume, as often as
+    it defers again (a resubmitted job, a long Retry-After wait). ``resume``: start from
+    ``(method name, event)`` instead of ``execute``."""
+    step = functools.partial(task.execute, context)
+    if resume is not None:
+        step = functools.partial(getattr(task, resume[0]), context, resume[1])
+    for _ in range(max_deferrals):
+        try:
+            return step()
+        except TaskDeferred as deferred:
+            events = run_trigger(deferred.trigger)
+            assert len(events) == 1, events
+            step = functools.partial(getattr(task, deferred.method_name), context, events[0])
+    raise AssertionError(f"{task.task_id} deferred more than {max_deferrals} times")
+
+
+def next_try(context: dict[str, Any], *, cleared: bool = False) -> dict[str, Any]:
+    """The context of the task's next try (same state store): a retry, or after a Clear."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    return {
+        **context,
+        "ti": SimpleNamespace(try_number=ti.try_number + 1),
+        "dag_run": SimpleNamespace(clear_number=dag_run.clear_number + int(cleared)),
+    }
 
 
 def requests_seen(sim: RunningSimulator, path: str = "") -> list[dict[str, Any]]:
@@ -148,8 +172,13 @@ def oleria(oleria_sim: RunningSimulator) -> Iterator[RunningSimulator]:
 def context() -> dict[str, Any]:
     import datetime as dt
 
-    day = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-    return {"task_state_store": MemoryStateStore(), "data_interval_start": day}
+    day = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)  # a partition label: any day will do
+    return {
+        "task_state_store": MemoryStateStore(),
+        "data_interval_start": day,
+        "ti": SimpleNamespace(try_number=1),
+        "dag_run": SimpleNamespace(clear_number=0),
+    }
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""SailPoint end to end against its simulator over HTTP and the local S3 server."""
+"""SailPoint's durable export task end to end: its simulator over HTTP, the local S3 server."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ import zipfile
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.core.errors import ExportError, ExportValidationError
 from compliance_exports.vendors.sailpoint.hook import SailPointHook
-from compliance_exports.vendors.sailpoint.operators import (
-    SailPointReportOperator,
-    SailPointReportToS3Operator,
-)
-from compliance_exports.vendors.sailpoint.sensors import SailPointReportSensor
+from compliance_exports.vendors.sailpoint.operators import SailPointReportOperator
 from compliance_exports.vendors.sailpoint.triggers import SailPointReportTrigger
 from include.simulators import RunningSimulator
 from tests.conftest import LocalS3
@@ -25,8 +20,9 @@ from tests.integration.conftest import (
     arm,
     configure,
     deferred_trigger,
+    next_try,
     requests_seen,
-    run_sensor,
+    run_deferrable,
     run_trigger,
     use_connection,
 )
@@ -36,29 +32,15 @@ pytestmark = pytest.mark.integration
 IDENTITIES = {"report_type": "IDENTITIES_DETAILS", "arguments": {"correlatedOnly": True}}
 
 
-def submit(context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    op = SailPointReportOperator(task_id="submit", **(kwargs or IDENTITIES))
-    result: dict[str, Any] = op.execute(context)
-    return result
-
-
-def wait(context: dict[str, Any], job_id: str, **kwargs: Any) -> dict[str, Any]:
-    sensor = SailPointReportSensor(task_id="wait", job_id=job_id, poll_interval=0.1, **kwargs)
-    result: dict[str, Any] = run_sensor(sensor, context)
-    return result
-
-
-def fetch(
-    context: dict[str, Any], submission: dict[str, Any], s3: LocalS3, dataset: str = "identities"
-) -> dict[str, Any]:
-    op = SailPointReportToS3Operator(
-        task_id="fetch",
-        submission=submission,
-        dataset=dataset,
-        bucket=s3.bucket,
-        aws_conn_id=s3.conn_id,
+def operator(s3: LocalS3, **kwargs: Any) -> SailPointReportOperator:
+    kwargs = {**IDENTITIES, "dataset": "identities", **kwargs}
+    return SailPointReportOperator(
+        task_id="export", bucket=s3.bucket, aws_conn_id=s3.conn_id, poll_interval=0.1, **kwargs
     )
-    result: dict[str, Any] = op.execute(context)
+
+
+def export(context: dict[str, Any], s3: LocalS3, **kwargs: Any) -> dict[str, Any]:
+    result: dict[str, Any] = run_deferrable(operator(s3, **kwargs), context)
     return result
 
 
@@ -71,11 +53,13 @@ def test_report_lands_in_the_raw_zone_with_either_api_layout(
     sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any], layout: str, prefix: str
 ) -> None:
     use_connection("sailpoint_default", sailpoint, api_layout=layout)
-    submission = submit(context)
-    assert wait(context, submission["job_id"])["raw_status"] == "SUCCESS"
-    raw = fetch(context, submission, s3)
+    raw = export(context, s3)
     assert raw["key"].endswith("/dataset=identities/dt=2026-11-20/identities.csv")
     assert s3.read(raw["key"]).count(b"\n") >= 25
+    assert raw["request"] == {
+        "reportType": "IDENTITIES_DETAILS",
+        "arguments": {"correlatedOnly": True},
+    }
     api_paths = {r["path"] for r in requests_seen(sailpoint) if "/oauth/" not in r["path"]}
     assert api_paths
     assert all(path.startswith(prefix) for path in api_paths)
@@ -85,43 +69,43 @@ def test_search_export_zip_is_kept_whole(
     sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     search = {"query": "*", "indices": ["identities"], "columns": "id,name"}
-    submission = submit(context, report_type="SEARCH_EXPORT", arguments=search)
-    wait(context, submission["job_id"])
-    raw = fetch(context, submission, s3, dataset="search_export")
+    raw = export(
+        context, s3, report_type="SEARCH_EXPORT", arguments=search, dataset="search_export"
+    )
     assert raw["key"].endswith(".zip")
     with zipfile.ZipFile(io.BytesIO(s3.read(raw["key"]))) as archive:
         assert archive.namelist()
 
 
 def test_missing_required_argument_is_refused_before_any_request(
-    sailpoint: RunningSimulator, context: dict[str, Any]
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     with pytest.raises(ExportValidationError, match="sourceName"):
-        submit(context, report_type="ACCOUNTS", arguments={"application": "x"})
+        export(context, s3, report_type="ACCOUNTS", arguments={"application": "x"})
     assert requests_seen(sailpoint) == []
 
 
-def test_failed_report_fails_the_sensor(
-    sailpoint: RunningSimulator, context: dict[str, Any]
+def test_failed_report_is_run_again_and_lands(
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    arm(sailpoint, kind="job_failure")
-    with pytest.raises(FatalError, match="FAILURE"):
-        wait(context, submit(context)["job_id"])
+    arm(sailpoint, kind="job_failure", count=1)
+    raw = export(context, s3)
+    assert [job.get("ended") for job in raw["jobs"]] == ["FAILURE", None]
+    assert len(runs(sailpoint)) == 2
 
 
-def report_trigger(context: dict[str, Any], job_id: str) -> SailPointReportTrigger:
-    sensor = SailPointReportSensor(task_id="wait", job_id=job_id, poll_interval=0.1)
-    trigger = deferred_trigger(sensor, context)
+def report_trigger(context: dict[str, Any], s3: LocalS3) -> SailPointReportTrigger:
+    trigger = deferred_trigger(operator(s3), context)
     assert isinstance(trigger, SailPointReportTrigger)
     return trigger
 
 
 def test_token_expiry_mid_poll_is_refreshed_and_replayed_in_the_triggerer(
-    sailpoint: RunningSimulator, context: dict[str, Any]
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     configure(sailpoint, latency=1.0)
     try:
-        trigger = report_trigger(context, submit(context)["job_id"])
+        trigger = report_trigger(context, s3)
         arm(sailpoint, kind="token_expiry", count=1, path="/result")
         events = run_trigger(trigger)
     finally:
@@ -136,11 +120,11 @@ def test_token_expiry_mid_poll_is_refreshed_and_replayed_in_the_triggerer(
 
 
 def test_rate_limit_storm_in_the_triggerer_is_waited_out(
-    sailpoint: RunningSimulator, context: dict[str, Any]
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     configure(sailpoint, latency=1.0)
     try:
-        trigger = report_trigger(context, submit(context)["job_id"])
+        trigger = report_trigger(context, s3)
         arm(sailpoint, kind="rate_limit", count=3, retry_after=0, path="/result")
         arm(sailpoint, kind="server_error", count=2, status=502, path="/result")
         events = run_trigger(trigger)
@@ -153,44 +137,68 @@ def test_rate_limit_storm_in_the_triggerer_is_waited_out(
 
 
 def test_report_that_never_finishes_is_cancelled_at_the_deadline(
-    sailpoint: RunningSimulator, context: dict[str, Any]
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     arm(sailpoint, kind="never_finish")
-    submission = submit(context)
-    with pytest.raises(AirflowSensorTimeout, match="cancelled"):
-        wait(context, submission["job_id"], timeout=1)
+    op = operator(s3, wait_timeout=1)
+    [event] = run_trigger(deferred_trigger(op, context))
+    assert event["status"] == "timeout"
+    assert event["cancelled"]
+    with pytest.raises(ExportError, match=r"not done within wait_timeout.*cancelled"):
+        op.execute_complete(context, event)
     cancels = [r for r in requests_seen(sailpoint, "/cancel") if r["method"] == "POST"]
-    assert [r["path"] for r in cancels] == [f"/v3/reports/{submission['job_id']}/cancel"]
+    assert [r["path"] for r in cancels] == [f"/v3/reports/{event['job_id']}/cancel"]
 
 
-def test_killing_the_deferred_task_cancels_the_report(
-    sailpoint: RunningSimulator, context: dict[str, Any]
-) -> None:
+def never_finishing_trigger(sailpoint: RunningSimulator) -> SailPointReportTrigger:
+    """A trigger waiting on a report that never finishes."""
     arm(sailpoint, kind="never_finish")
-    job_id = submit(context)["job_id"]
-    trigger = SailPointReportTrigger(
+    job_id = SailPointHook().submit_export(
+        {"reportType": "IDENTITIES_DETAILS", "arguments": {"correlatedOnly": True}}
+    )
+    return SailPointReportTrigger(
         conn_id="sailpoint_default", job_id=job_id, deadline=time.time() + 60, poll_interval=0.1
     )
+
+
+@pytest.mark.parametrize(
+    ("task_state", "cancelled"),
+    [("failed", True), ("success", True), (None, False), ("scheduled", False), ("deferred", False)],
+    ids=["marked-failed", "marked-success", "cleared", "cleared-rescheduled", "reassigned"],
+)
+def test_on_kill_cancels_only_what_a_person_ended(
+    sailpoint: RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    task_state: str | None,
+    cancelled: bool,
+) -> None:
+    trigger = never_finishing_trigger(sailpoint)
+
+    async def state_now(self: Any) -> str | None:
+        return task_state
+
+    monkeypatch.setattr(SailPointReportTrigger, "task_state", state_now)
     asyncio.run(trigger.on_kill())
-    assert requests_seen(sailpoint, f"{job_id}/cancel")
-    with pytest.raises(FatalError, match="TERMINATED"):
-        wait(context, job_id)
+    assert bool(requests_seen(sailpoint, f"{trigger.job_id}/cancel")) is cancelled
+    if not cancelled:
+        SailPointHook().cancel_export(trigger.job_id)  # leave no running report behind
 
 
 def test_a_second_run_of_a_running_report_follows_the_running_task(
     sailpoint: RunningSimulator,
 ) -> None:
     arm(sailpoint, kind="never_finish")
-    no_store: dict[str, Any] = {}  # no task_state_store: only SailPoint's own rule applies
-    first, second = submit(no_store), submit(no_store)
-    SailPointHook().cancel_export(first["job_id"])  # leave no running report behind
-    assert second["job_id"] == first["job_id"]
+    hook = SailPointHook()
+    request = {"reportType": "IDENTITIES_DETAILS", "arguments": {"correlatedOnly": True}}
+    first, second = hook.submit_export(request), hook.submit_export(request)
+    hook.cancel_export(first)  # leave no running report behind
+    assert second == first
     assert len(runs(sailpoint)) == 2
 
 
-def test_retried_submit_reuses_the_stored_task_without_a_second_run(
-    sailpoint: RunningSimulator, context: dict[str, Any]
+def test_retry_reuses_the_stored_task_without_a_second_run(
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    first = submit(context)
-    assert submit(context)["job_id"] == first["job_id"]
+    first = export(context, s3)
+    assert export(next_try(context), s3)["job_id"] == first["job_id"]
     assert len(runs(sailpoint)) == 1

@@ -1,4 +1,4 @@
-"""Veza end to end against its simulator over HTTP and the local S3 server."""
+"""Veza's durable export task end to end: its simulator over HTTP, the local S3 server."""
 
 from __future__ import annotations
 
@@ -6,45 +6,50 @@ import hashlib
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import TaskDeferred
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
-from compliance_exports.core.operators import request_fingerprint
-from compliance_exports.vendors.veza.operators import (
-    VezaAccessReviewExportOperator,
-    VezaAccessReviewToS3Operator,
-)
+from compliance_exports.core.ledger import request_fingerprint
+from compliance_exports.vendors.veza.operators import VezaAccessReviewExportOperator
 from compliance_exports.vendors.veza.sensors import VezaAccessReviewExportSensor
 from include.simulators import RunningSimulator
 from tests.conftest import LocalS3
-from tests.integration.conftest import arm, configure, requests_seen, run_sensor
+from tests.integration.conftest import (
+    MemoryStateStore,
+    arm,
+    configure,
+    deferred_trigger,
+    next_try,
+    requests_seen,
+    run_deferrable,
+    run_trigger,
+)
 
 pytestmark = pytest.mark.integration
 
 
-def submit(context: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def operator(s3: LocalS3, **kwargs: Any) -> VezaAccessReviewExportOperator:
     kwargs.setdefault("certification_id", "cert-2026-q4")
-    op = VezaAccessReviewExportOperator(task_id="submit", **kwargs)
-    result: dict[str, Any] = op.execute(context)
-    return result
-
-
-def wait(context: dict[str, Any], job_id: str) -> dict[str, Any]:
-    sensor = VezaAccessReviewExportSensor(task_id="wait", job_id=job_id, poll_interval=0.1)
-    result: dict[str, Any] = run_sensor(sensor, context)
-    return result
-
-
-def fetch(context: dict[str, Any], submission: dict[str, Any], s3: LocalS3) -> dict[str, Any]:
-    op = VezaAccessReviewToS3Operator(
-        task_id="fetch",
-        submission=submission,
+    return VezaAccessReviewExportOperator(
+        task_id="export",
         dataset="access_review",
         bucket=s3.bucket,
         aws_conn_id=s3.conn_id,
-        refresh_poll_interval=0.1,
+        poll_interval=0.1,
+        **kwargs,
     )
-    result: dict[str, Any] = op.execute(context)
+
+
+def export(context: dict[str, Any], s3: LocalS3, **kwargs: Any) -> dict[str, Any]:
+    result: dict[str, Any] = run_deferrable(operator(s3, **kwargs), context)
     return result
+
+
+def start(context: dict[str, Any], s3: LocalS3, **kwargs: Any) -> str:
+    """Submit an export in a task of its own (its own state store); return its id."""
+    own = {**context, "task_state_store": MemoryStateStore()}
+    job_id: str = deferred_trigger(operator(s3, **kwargs), own).job_id
+    return job_id
 
 
 def posts(sim: RunningSimulator) -> int:
@@ -54,9 +59,7 @@ def posts(sim: RunningSimulator) -> int:
 def test_xlsx_export_lands_whole_in_the_raw_zone(
     veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    submission = submit(context, format=6, title="Q4 review", filter='source.type eq "User"')
-    wait(context, submission["job_id"])
-    raw = fetch(context, submission, s3)
+    raw = export(context, s3, format=6, title="Q4 review", filter='source.type eq "User"')
     body = s3.read(raw["key"])
     assert raw["key"].endswith("/dataset=access_review/dt=2026-11-20/access_review.xlsx")
     assert body[:2] == b"PK"  # an XLSX is a zip
@@ -64,42 +67,55 @@ def test_xlsx_export_lands_whole_in_the_raw_zone(
 
 
 def test_title_on_a_csv_export_is_refused_before_any_request(
-    veza: RunningSimulator, context: dict[str, Any]
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     with pytest.raises(ExportValidationError, match="title"):
-        submit(context, format=0, title="not for CSV")
+        export(context, s3, format=0, title="not for CSV")
     assert requests_seen(veza) == []
 
 
 @pytest.mark.parametrize(("id_field", "prefixed"), [("export_id", True), ("id", False)])
 def test_envelope_alternatives_are_understood(
-    veza: RunningSimulator, context: dict[str, Any], id_field: str, prefixed: bool
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any], id_field: str, prefixed: bool
 ) -> None:
     configure(veza, id_field=id_field, status_prefix=prefixed)
     try:
-        state = wait(context, submit(context)["job_id"])
+        raw = export(context, s3)
     finally:
         configure(veza, id_field="id", status_prefix=False)
-    assert state["phase"] == "succeeded"
-    assert state["raw_status"] == ("EXPORT_STATUS_FINISHED" if prefixed else "FINISHED")
+    assert s3.read(raw["key"])
 
 
-def test_failed_export_fails_the_sensor_with_the_vendor_message(
-    veza: RunningSimulator, context: dict[str, Any]
-) -> None:
-    arm(veza, kind="job_failure")
-    with pytest.raises(FatalError, match="FAILED"):
-        wait(context, submit(context)["job_id"])
-
-
-def test_expired_export_is_exported_again_once(
+def test_failed_export_is_created_again_and_lands(
     veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    submission = submit(context)
-    wait(context, submission["job_id"])
-    arm(veza, kind="veza_expired", count=1)
-    raw = fetch(context, submission, s3)
-    assert raw["job_id"] != submission["job_id"]
+    arm(veza, kind="job_failure", count=1)
+    raw = export(context, s3)
+    assert [job.get("ended") for job in raw["jobs"]] == ["FAILED", None]
+    assert posts(veza) == 2
+
+
+def test_failed_export_with_no_budget_fails_with_the_vendor_message(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    arm(veza, kind="job_failure")
+    with pytest.raises(FatalError, match="ended FAILED"):
+        export(context, s3, resubmits=0)
+
+
+def test_expired_export_is_exported_again_deferred(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    op = operator(s3)
+    [event] = run_trigger(deferred_trigger(op, context))
+    arm(veza, kind="veza_expired", count=1)  # the file is gone before the download
+    with pytest.raises(TaskDeferred) as again:  # the re-export waits in the triggerer
+        op.execute_complete(context, event)
+    raw = run_deferrable(
+        op, context, resume=("execute_complete", run_trigger(again.value.trigger)[0])
+    )
+    assert raw["job_id"] == again.value.trigger.job_id != event["job_id"]
+    assert [job.get("ended") for job in raw["jobs"]] == ["EXPIRED", None]
     assert s3.read(raw["key"])
     assert posts(veza) == 2
 
@@ -107,56 +123,57 @@ def test_expired_export_is_exported_again_once(
 def test_export_expiring_between_check_and_download_is_exported_again(
     veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    submission = submit(context)
-    wait(context, submission["job_id"])
+    op = operator(s3)
+    [event] = run_trigger(deferred_trigger(op, context))
     arm(veza, kind="veza_expired", count=1, path=":download$")
-    raw = fetch(context, submission, s3)
-    assert raw["job_id"] != submission["job_id"]
+    raw = run_deferrable(op, context, resume=("execute_complete", event))
+    assert raw["job_id"] != event["job_id"]
     assert s3.read(raw["key"])
     downloads = [r["status"] for r in requests_seen(veza, ":download")]
     assert downloads == [400, 200]
 
 
-def test_retried_submit_reattaches_to_the_finished_export(
-    veza: RunningSimulator, context: dict[str, Any]
+def test_retry_reattaches_to_the_finished_export(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    first = submit(context)
-    wait(context, first["job_id"])
-    assert submit(context)["job_id"] == first["job_id"]
+    first = export(context, s3)
+    assert export(next_try(context), s3)["job_id"] == first["job_id"]
     assert posts(veza) == 1
 
 
 def test_rate_limit_in_http_date_form_is_honoured(
-    veza: RunningSimulator, context: dict[str, Any]
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     arm(veza, kind="rate_limit", count=2, retry_after=1, retry_after_form="http-date")
-    state = wait(context, submit(context)["job_id"])
-    assert state["phase"] == "succeeded"
+    assert s3.read(export(context, s3)["key"])
     assert [r["status"] for r in requests_seen(veza)].count(429) == 2
 
 
 def test_a_stored_job_the_vendor_forgot_is_submitted_anew(
-    veza: RunningSimulator, context: dict[str, Any]
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
-    op = VezaAccessReviewExportOperator(task_id="submit", certification_id="cert-2026-q4")
+    op = operator(s3)
     fingerprint = request_fingerprint(op.build_request())
     context["task_state_store"].set(
-        op.job_key, {"job_id": "purged-export", "request_sha256": fingerprint}
+        op.ledger_key, {"job_id": "purged-export", "request_sha256": fingerprint}
     )
-    assert op.execute(context)["job_id"] != "purged-export"
+    raw = run_deferrable(op, context)
+    assert raw["job_id"] != "purged-export"
+    assert raw["jobs"][0] == {**raw["jobs"][0], "job_id": "purged-export", "ended": "UNKNOWN"}
     assert posts(veza) == 1
 
 
-def test_poke_mode_waits_in_the_worker(veza: RunningSimulator, context: dict[str, Any]) -> None:
-    job_id = submit(context)["job_id"]
+def test_poke_mode_sensor_waits_in_the_worker(
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
     sensor = VezaAccessReviewExportSensor(
-        task_id="wait", job_id=job_id, deferrable=False, poke_interval=0.1, timeout=30
+        task_id="wait", job_id=start(context, s3), deferrable=False, poke_interval=0.1, timeout=30
     )
     assert sensor.execute(context)["raw_status"] == "FINISHED"
 
 
 def test_triggers_of_two_connections_share_one_client_yet_send_their_own_keys(
-    veza: RunningSimulator, context: dict[str, Any]
+    veza: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:
     """Many waits on one loop lease one pooled client; each request carries its own auth."""
     import asyncio
@@ -167,7 +184,7 @@ def test_triggers_of_two_connections_share_one_client_yet_send_their_own_keys(
     from compliance_exports.core.http import SHARED_ASYNC_CLIENTS
     from compliance_exports.vendors.veza.triggers import VezaAccessReviewExportTrigger
 
-    jobs = [submit(context, certification_id=f"cert-{n}")["job_id"] for n in range(6)]
+    jobs = [start(context, s3, certification_id=f"cert-{n}") for n in range(6)]
     wrong = {**veza.connection(), "password": "not-the-key"}
     os.environ["AIRFLOW_CONN_VEZA_WRONG_KEY"] = json.dumps(wrong)
     deadline = time.time() + 60

@@ -1,10 +1,10 @@
 """Vendor authentication as ``httpx.Auth`` subclasses, each with sync and async flows.
 
-* :class:`BearerKey` - a static API key sent as ``Authorization: Bearer <key>`` (Veza).
-* :class:`HeaderKey` - a static key in a named header, e.g. ``apikey`` (Maxsight).
+* :class:`BearerKey` - a static API key sent as ``Authorization: Bearer <key>``.
+* :class:`HeaderKey` - a static key in a named header, e.g. ``apikey``.
 * :class:`OAuth2ClientCredentials` - the client-credentials grant with a cached token,
   refreshed shortly before it expires and again when the API answers 401, after which
-  the request is replayed once (Oleria, SailPoint).
+  the request is replayed once.
 
 Token values are registered with Airflow's secrets masker as soon as they are known
 (``mask_secret`` in the sync flow, ``amask_secret`` in the async one: the sync call may

@@ -14,8 +14,8 @@ import hashlib
 import io
 import mimetypes
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
@@ -24,11 +24,10 @@ from airflow.sdk import BaseOperator
 
 from compliance_exports.core.errors import ExportValidationError, FatalError, RetryableError
 from compliance_exports.core.hooks import Download, ExportHook, safe_filename
-from compliance_exports.core.http import VendorResponseError
 from compliance_exports.core.lineage import record_fetch_lineage
-from compliance_exports.core.polling import PollLoop, PollOutcome, wait_for_export
-from compliance_exports.core.states import ExportPhase, ExportState
+from compliance_exports.core.states import ExportState
 from compliance_exports.landing.layout import Partition, s3_uri
+from compliance_exports.landing.manifest import redact
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,6 +58,8 @@ class RawObject(TypedDict):
     vendor: str
     dataset: str
     day: str
+    jobs: list[dict[str, Any]]  # every remote job behind the file (the durable export task)
+    request: dict[str, Any]  # what was asked of the vendor (secret-looking keys removed)
 
 
 class TruncatedDownloadError(RetryableError):
@@ -248,13 +249,21 @@ class ExportFetchOperator(BaseOperator):
     def job_id(self) -> str | None:
         return None
 
+    def vendor_request(self) -> dict[str, Any]:
+        """What was asked of the vendor for this file (recorded in the manifest)."""
+        return {}
+
     # -- the fetch ---------------------------------------------------------------------
 
     def execute(self, context: Context) -> RawObject:
         self.validate()
-        partition = Partition(
-            self.hook.vendor, self.dataset, self.resolve_day(context), self.prefix
-        )
+        return self.fetch(self.partition(context))
+
+    def partition(self, context: Context) -> Partition:
+        return Partition(self.hook.vendor, self.dataset, self.resolve_day(context), self.prefix)
+
+    def fetch(self, partition: Partition) -> RawObject:
+        """Download into the raw zone of ``partition``; a break restarts from the first byte."""
         for attempt in range(1, self.max_download_attempts + 1):
             try:
                 return self.fetch_once(partition)
@@ -301,6 +310,8 @@ class ExportFetchOperator(BaseOperator):
             vendor=self.hook.vendor,
             dataset=self.dataset,
             day=partition.day.isoformat(),
+            jobs=[],
+            request=redact(self.vendor_request()),
         )
 
     def object_name(self, download: Download) -> str:
@@ -343,87 +354,10 @@ class ExportFetchOperator(BaseOperator):
         return args
 
 
-class ExportJobFetchOperator(ExportFetchOperator):
-    """Fetch the file of a finished export job.
+class JobEndedError(FatalError):
+    """The job has no file to download: it ended FAILED, CANCELLED or EXPIRED."""
 
-    ``submission`` is the submit task's XCom (``{"job_id", "vendor", "request"}``) or a
-    bare job id. Each attempt reads the job state afresh, so an expired download link is
-    replaced by a new one. With ``refresh_expired`` (Veza), a job the vendor reports
-    EXPIRED is exported again from the submitted request once, waited for synchronously.
-    """
-
-    template_fields = (*ExportFetchOperator.template_fields, "submission")
-    refresh_expired: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        *,
-        submission: Mapping[str, Any] | str,
-        refresh_timeout: float = 1800.0,
-        refresh_poll_interval: float = 10.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.submission = submission
-        self.refresh_timeout = refresh_timeout
-        self.refresh_poll_interval = refresh_poll_interval
-        self._job_id: str | None = None
-        self._refreshed = False
-
-    @property
-    def job_id(self) -> str | None:
-        return self._job_id
-
-    def validate(self) -> None:
-        super().validate()
-        submission = self.submission
-        job_id = submission.get("job_id") if isinstance(submission, Mapping) else submission
-        if not job_id or not isinstance(job_id, str):
-            raise ExportValidationError("submission", "needs a job id (the submit task's XCom)")
-        self._job_id = self._job_id or job_id
-
-    def download_options(self) -> dict[str, Any]:
-        return {}
-
-    @contextmanager
-    def open_download(self) -> Iterator[Download]:
-        state = self.ready_state()
-        try:
-            with self.hook.open_download(state, self.download_options()) as download:
-                yield download
-        except VendorResponseError as exc:
-            if self.hook.is_expired_link(exc):
-                raise ExpiredLinkError(f"the download link of {state.job_id} expired") from None
-            raise
-
-    def ready_state(self) -> ExportState:
-        assert self._job_id is not None
-        state = self.hook.get_export_state(self._job_id)
-        if state.phase is ExportPhase.EXPIRED and self.refresh_expired and not self._refreshed:
-            state = self.export_again(state)
-        if not state.phase.is_successful:
-            reason = f": {state.message}" if state.message else ""
-            raise FatalError(
-                f"{self.hook.vendor} export {state.job_id} is {state.raw_status}, not downloadable"
-                f"{reason}"
-            )
-        return state
-
-    def export_again(self, expired: ExportState) -> ExportState:
-        """Submit the original request again (once) and wait for the new job."""
-        request = self.submission.get("request") if isinstance(self.submission, Mapping) else None
-        if not request:
-            raise FatalError(f"export {expired.job_id} expired and the submission has no request")
-        self._refreshed = True
-        self._job_id = self.hook.submit_export(request)
-        self.log.warning("export %s expired; exported again as %s", expired.job_id, self._job_id)
-        loop = PollLoop(
-            deadline=time.time() + self.refresh_timeout,
-            poll_interval=self.refresh_poll_interval,
-            max_poll_interval=max(self.refresh_poll_interval, 60.0),
-        )
-        job_id = self._job_id
-        state, decision = wait_for_export(lambda: self.hook.get_export_state(job_id), loop)
-        if decision.outcome is not PollOutcome.DONE:
-            raise FatalError(decision.message)
-        return state
+    def __init__(self, state: ExportState) -> None:
+        reason = f": {state.message}" if state.message else ""
+        super().__init__(f"export {state.job_id} is {state.raw_status}, not downloadable{reason}")
+        self.state = state

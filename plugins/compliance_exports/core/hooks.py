@@ -11,6 +11,7 @@ needs it: ``submit_export``, ``get_export_state`` / ``a_get_export_state``,
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import ssl
 from collections.abc import Iterator, Mapping
@@ -119,11 +120,13 @@ class ExportHook(BaseHook):
         *,
         retry_policy: RetryPolicy | None = None,  # None: defaults tuned by extra retry_*
         timeout: httpx.Timeout | None = None,  # None: DEFAULT_TIMEOUT, or extra "timeout"
+        sleep_limit: float | None = None,  # a longer Retry-After raises LongWaitRequested
     ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self.retry_policy = retry_policy
         self.timeout = timeout
+        self.sleep_limit = sleep_limit
         self._transport: VendorTransport | None = None
         self._atransport: VendorTransport | None = None
         #: the connection's extra, set once the connection is read (before any call is built)
@@ -196,6 +199,7 @@ class ExportHook(BaseHook):
             error_parser=self.parse_error,
             retry_after=self.retry_after_of,
             logger=self.log,  # type: ignore[arg-type]
+            sleep_limit=self.sleep_limit,
         )
 
     def get_transport(self) -> VendorTransport:
@@ -226,12 +230,23 @@ class ExportHook(BaseHook):
     # -- the lifecycle -------------------------------------------------------------------
 
     def submit_export(self, request: Mapping[str, Any]) -> str:
-        """Start an export; return the vendor's job id."""
+        """Start an export; return the vendor's job id.
+
+        The POST is sent again only where the vendor cannot have acted on it (see
+        ``core.http``); otherwise :class:`AmbiguousSubmitError` says a job may exist.
+        """
         transport = self.get_transport()
-        response = transport.request(self.submit_call(request))
-        job_id = self.job_id_of(response)
+        call = dataclasses.replace(self.submit_call(request), creates=True)
+        job_id = self.job_id_of(transport.request(call))
         self.log.info("%s export submitted: job %s", self.vendor, job_id)
         return job_id
+
+    def recover_submission(self, request: Mapping[str, Any]) -> str | None:
+        """The job an ambiguous submission of ``request`` created, where the vendor can say.
+
+        None (the default) means the vendor gives no way to find it.
+        """
+        return None
 
     def get_export_state(self, job_id: str) -> ExportState:
         transport = self.get_transport()

@@ -5,8 +5,15 @@
 * an absolute URL on another origin (a presigned download link) goes through a separate
   client that carries no vendor credentials at all;
 * 429 and 5xx answers, connection errors and timeouts are retried under a
-  :class:`RetryPolicy`, honouring ``Retry-After``; other 4xx answers raise
-  :class:`VendorResponseError` with the vendor's own message;
+  :class:`RetryPolicy`, honouring ``Retry-After`` in full within the call's total
+  budget; other 4xx answers raise :class:`VendorResponseError` with the vendor's own
+  message;
+* a call that creates a remote job (``ApiCall.creates``) is sent again only when the
+  vendor cannot have acted on it: the connection was never made (refused, connect
+  timeout), or the answer was 429 or 503. After a read timeout, a connection dropped
+  mid-response or another 5xx, :class:`AmbiguousSubmitError` says a job may exist;
+* a worker does not sleep longer than ``sleep_limit`` for a ``Retry-After``: it raises
+  :class:`LongWaitRequested`, and the export task spends that wait deferred;
 * error texts name the method and path, never the query string (presigned signatures)
   nor any header.
 """
@@ -53,6 +60,23 @@ class VendorResponseError(FatalError):
         self.vendor_message = vendor_message
 
 
+class AmbiguousSubmitError(FatalError):
+    """A job-creating call whose outcome is unknown: the vendor may have created the job."""
+
+
+class LongWaitRequested(RetryableError):
+    """The vendor asked for a wait (``retry_after`` s) longer than a worker may sleep."""
+
+
+#: Why a job-creating request may be sent again: the vendor never saw it, or refused it.
+SAFE_TO_RESEND_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+SAFE_TO_RESEND_STATUSES = frozenset({429, 503})
+
+
 class VendorRetryableError(RetryableError):
     """A 429/5xx answer that stayed bad after every retry (or is about to be retried)."""
 
@@ -71,6 +95,8 @@ class ApiCall:
     json: Any = None
     ok: tuple[int, ...] = (200,)
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: the call creates a remote job: never sent twice unless the vendor cannot have acted
+    creates: bool = False
 
 
 @functools.cache
@@ -212,6 +238,7 @@ class VendorTransport:
         retry_after: RetryAfterReader = default_retry_after,
         logger: logging.Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        sleep_limit: float | None = None,
         http_transport: httpx.BaseTransport | None = None,
         async_http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -225,6 +252,8 @@ class VendorTransport:
         self.retry_after = retry_after
         self.log = logger or logging.getLogger(__name__)
         self._sleep = sleep
+        #: the longest a sync call sleeps for a Retry-After (None: no limit)
+        self.sleep_limit = sleep_limit
         self._http_transport = http_transport  # injectable (tests, proxies); None = default
         self._async_http_transport = async_http_transport
         self._client: httpx.Client | None = None
@@ -319,9 +348,24 @@ class VendorTransport:
 
     def _transport_error(self, call: ApiCall, exc: httpx.TransportError) -> RetryableError:
         where = f"{self.vendor} {describe(call.method, call.path)}"
+        if call.creates and not isinstance(exc, SAFE_TO_RESEND_ERRORS):
+            raise AmbiguousSubmitError(
+                f"{where} failed after the request was sent ({type(exc).__name__}): "
+                f"{self.vendor} may have created a job that this task does not know of; "
+                "it is not sent again, so that one intent never makes two jobs"
+            ) from None
         return RetryableError(f"{where} failed: {type(exc).__name__}")
 
+    def _check_resend(self, call: ApiCall, error: RetryableError) -> None:
+        status = getattr(error, "status_code", None)
+        if call.creates and status is not None and status not in SAFE_TO_RESEND_STATUSES:
+            raise AmbiguousSubmitError(
+                f"{error}; {self.vendor} may have created a job that this task does not know "
+                "of: it is not sent again, so that one intent never makes two jobs"
+            ) from None
+
     def _next_delay(self, budget: RetryBudget, call: ApiCall, error: RetryableError) -> float:
+        self._check_resend(call, error)
         delay = budget.next_delay(error.retry_after)
         if delay is None:
             raise error
@@ -369,7 +413,12 @@ class VendorTransport:
                 error = self._transport_error(call, exc)
             except RetryableError as exc:
                 error = exc
-            self._sleep(self._next_delay(budget, call, error))
+            delay = self._next_delay(budget, call, error)
+            if self.sleep_limit is not None and delay > self.sleep_limit:
+                raise LongWaitRequested(
+                    f"{error}; {self.vendor} asked for a {delay:.0f} s wait", retry_after=delay
+                ) from None
+            self._sleep(delay)
 
     def _open_once(self, call: ApiCall) -> httpx.Response:
         client = self._sync_client(call.path)

@@ -1,8 +1,10 @@
 """The retry policy as data: which answers are worth another attempt, and how long to wait.
 
 ``RetryPolicy`` bounds both the number of attempts and the total time spent; the wait
-before attempt *n* is the larger of a jittered exponential back-off and the vendor's
-``Retry-After`` (delta-seconds or HTTP-date), capped by ``max_delay``.
+before attempt *n* is the larger of a jittered exponential back-off (capped by
+``max_delay``) and the vendor's ``Retry-After`` (delta-seconds or HTTP-date), which is
+honoured in full: a wait that would cross the call's ``max_elapsed`` budget is not
+taken, and the call gives up instead.
 """
 
 from __future__ import annotations
@@ -98,9 +100,13 @@ class RetryPolicy:
         retry_after: float | None = None,
         rng: Callable[[], float] = random.random,
     ) -> float:
-        """The wait before the next attempt: max(back-off, Retry-After), capped."""
-        wanted = max(self.backoff(attempt, rng), retry_after or 0.0)
-        return min(self.max_delay, wanted)
+        """The wait before the next attempt: max(back-off, Retry-After).
+
+        ``max_delay`` caps our own back-off, never the vendor's ``Retry-After``: waking
+        before the vendor said so only earns another 429 (the total is bounded by
+        ``max_elapsed``, see :meth:`RetryBudget.next_delay`).
+        """
+        return max(self.backoff(attempt, rng), retry_after or 0.0)
 
     def start(self, clock: Callable[[], float] = time.monotonic) -> RetryBudget:
         return RetryBudget(self, clock)

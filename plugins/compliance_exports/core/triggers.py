@@ -11,7 +11,13 @@ never blocks the event loop, and yields exactly one terminal :class:`ExportEvent
   where the vendor can (``cancelled`` says whether it was);
 * ``error`` - anything else went wrong (``message`` says what).
 
-``on_kill`` (a user marked the task failed/success or cleared it) cancels the job too.
+``on_kill`` cancels the job only when a person ended the task: Airflow 3.3.2 calls it
+when the deferred task is marked failed or success, but also when it is cleared and,
+until apache/airflow#73454 is fixed, when the trigger moves to another triggerer. The
+trigger asks the execution API for the task instance's state (:func:`task_state`):
+``failed`` or ``success`` cancels; anything else (``None``/``scheduled`` after a Clear,
+whose next try re-attaches to the job; ``deferred`` for a reassigned trigger, which keeps
+waiting on it elsewhere) leaves the job running.
 
 The first trigger to run in a process freezes the garbage collector's view of the heap
 there (:func:`freeze_startup_heap`); ``[compliance_exports] triggerer_gc_freeze = False``
@@ -34,10 +40,33 @@ from compliance_exports.core.hooks import ExportHook
 from compliance_exports.core.polling import PollLoop, PollOutcome, a_wait_for_export
 from compliance_exports.core.states import ExportEvent, ExportState
 
+#: Extra time the framework gives a deferred task beyond the trigger's own deadline,
+#: so the trigger's ``timeout`` event (and its cancel) always comes first.
+DEADLINE_GRACE = 120.0
 #: The longest a cancel call may take (``on_kill`` has a 30 s budget in Airflow 3.3).
 CANCEL_TIMEOUT = 20.0
 
+#: Task states in which ``on_kill`` means "a person ended this task": cancel the job.
+USER_ENDED_STATES = frozenset({"failed", "success"})
+
 _heap_frozen = False
+
+
+async def task_state(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
+    """A task instance's state, asked from inside the triggerer (its supervisor relays it)."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetTaskStates
+
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if comms is None:  # not inside a triggerer (a test's event loop): nobody to ask
+        return None
+    response = await comms.asend(
+        GetTaskStates(dag_id=dag_id, run_ids=[run_id], task_ids=[task_id], map_index=map_index)
+    )
+    states = dict(getattr(response, "task_states", {}) or {}).get(run_id, {})
+    key = task_id if map_index is None or map_index < 0 else f"{task_id}_{map_index}"
+    value = states.get(key)
+    return None if value is None else str(getattr(value, "value", value))
 
 
 def freeze_startup_heap() -> bool:
@@ -165,14 +194,30 @@ class ExportStatusTrigger(BaseTrigger):
         return True
 
     async def on_kill(self) -> None:
-        """The user killed the deferred task: cancel the remote job where the vendor can."""
+        """Cancel the remote job, but only if a person marked the task failed or success."""
         hook = self.make_hook()
         if not hook.can_cancel:
+            return
+        state = await self.task_state()
+        if state not in USER_ENDED_STATES:
+            self.log.info(
+                "export %s left running: the task is %s (cleared, or its trigger moved to "
+                "another triggerer), so its next try or new home follows the job",
+                self.job_id,
+                state,
+            )
             return
         try:
             await self._cancel(hook)
         finally:
             await hook.aclose()
+
+    async def task_state(self) -> str | None:
+        """The current state of this trigger's task instance, from the execution API."""
+        ti = self.task_instance
+        if ti is None:
+            return None
+        return await task_state(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
 
     def _event(self, status: Any, message: str, state: ExportState | None = None) -> ExportEvent:
         return ExportEvent(

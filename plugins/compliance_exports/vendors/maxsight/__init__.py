@@ -1,1 +1,5 @@
-"""Maxsight audit events export: the query model and its two array encodings."""
+"""Maxsight audit events export: hook, operators, query rules, PDF windows, its spec."""
+
+from compliance_exports.vendors.maxsight.spec import VENDOR
+
+__all__ = ["VENDOR"]

@@ -10,7 +10,7 @@ from typing import Any
 from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.core.fetch import ExportFetchOperator
 from compliance_exports.core.hooks import Download
-from compliance_exports.vendors.maxsight.hook import MaxsightHook
+from compliance_exports.vendors.maxsight.hook import EXPORT_PATH, MaxsightHook
 from compliance_exports.vendors.maxsight.query import ARRAY_STYLES, ArrayStyle, AuditExportQuery
 
 QUERY_FIELDS = (
@@ -97,6 +97,10 @@ class MaxsightAuditExportToS3Operator(ExportFetchOperator):
             locale=self.locale,
             timezone=self.timezone,
         )
+
+    def vendor_request(self) -> dict[str, Any]:
+        assert self._query is not None, "validate() runs first"
+        return {"path": EXPORT_PATH, "query": [list(pair) for pair in self._query.to_params()]}
 
     @contextmanager
     def open_download(self) -> Iterator[Download]:

@@ -1,9 +1,9 @@
 """Maxsight audit PDFs: fetch planned windows, each under the 5,000-event limit.
 
-The windows come from :func:`compliance_exports.audit.plan_pdf_windows` (counted with the
-CSV export of the same range and filters). Events may arrive between counting and
+The windows come from :func:`compliance_exports.vendors.maxsight.audit.plan_pdf_windows`
+(counted with the CSV export of the same range and filters). Events may arrive between counting and
 fetching: a window Maxsight refuses with 400 for the PDF limit is bisected and fetched
-again, to a bounded depth (:func:`compliance_exports.audit.fetch_with_bisection`).
+again, to a bounded depth (:func:`~compliance_exports.vendors.maxsight.audit.fetch_with_bisection`).
 Each PDF lands in the raw zone under a name derived from its window, so a rerun
 overwrites the same objects.
 """
@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from compliance_exports.audit import SPLIT_DIMENSIONS, Window, fetch_with_bisection
 from compliance_exports.core.http import VendorResponseError
+from compliance_exports.vendors.maxsight.audit import SPLIT_DIMENSIONS, Window, fetch_with_bisection
 from compliance_exports.vendors.maxsight.hook import MaxsightHook
 from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
 
@@ -98,7 +98,7 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
 
     def _count_events(self, window: Window) -> int:
         """Count a bisected window's events again (CSV of the same query, in UTC/English)."""
-        from compliance_exports.audit import counting_query, read_counting_csv
+        from compliance_exports.vendors.maxsight.audit import counting_query, read_counting_csv
 
         assert self._query is not None, "a PDF was fetched for this window first"
         query = counting_query(window.pdf_query(self._query), window.start, window.end)

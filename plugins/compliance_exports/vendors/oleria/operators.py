@@ -1,25 +1,29 @@
-"""Start an Oleria download, and land its CSV in the raw zone."""
+"""Oleria downloads: one durable export task (submit or re-attach, wait deferred, land)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from compliance_exports.core.fetch import ExportJobFetchOperator
-from compliance_exports.core.operators import ExportSubmitOperator
+from compliance_exports.core.export import ExportOperator
 from compliance_exports.vendors.oleria.filters import validate_download_request
 from compliance_exports.vendors.oleria.hook import OleriaHook
+from compliance_exports.vendors.oleria.triggers import OleriaDownloadTrigger
 
 
-class OleriaDownloadOperator(ExportSubmitOperator):
+class OleriaExportOperator(ExportOperator):
     """``POST /v1/downloads`` for one ``context`` with optional ``filter_by`` / ``sort_by``.
 
     The request is validated against Oleria's catalogue and filter rules before anything
-    is sent; the XCom is ``{"job_id", "vendor", "request"}``.
+    is sent. The CSV is streamed from its presigned URL by a client that carries no
+    Oleria credentials; an expired URL (403 AccessDenied) is replaced by polling the
+    download again, and a download that ends ``failed``, or whose link stays expired, is
+    submitted again within ``resubmits``.
     """
 
     hook_class = OleriaHook
-    template_fields = ("context", "filter_by", "sort_by", "conn_id")
+    trigger_class = OleriaDownloadTrigger
+    template_fields = (*ExportOperator.template_fields, "context", "filter_by", "sort_by")
 
     def __init__(
         self,
@@ -44,13 +48,3 @@ class OleriaDownloadOperator(ExportSubmitOperator):
             "context": self.context,
             "params": {"filterBy": list(self.filter_by), "sortBy": list(self.sort_by)},
         }
-
-
-class OleriaDownloadToS3Operator(ExportJobFetchOperator):
-    """Stream a completed download from its presigned URL into the raw zone.
-
-    The presigned URL is fetched with a client that carries no Oleria credentials; an
-    expired URL (403 AccessDenied) is replaced by polling the download again.
-    """
-
-    hook_class = OleriaHook

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from compliance_exports.core.operators import ExportSensor
+from compliance_exports.core.sensors import ExportSensor
 from compliance_exports.vendors.oleria.triggers import OleriaDownloadTrigger
 
 
 class OleriaDownloadSensor(ExportSensor):
-    """Waits for the download ``job_id`` (the submit task's ``job_id``) to complete."""
+    """Waits for the download ``job_id`` (a job started elsewhere) to complete."""
 
     trigger_class = OleriaDownloadTrigger

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compliance_exports.core.operators import ExportSensor
+from compliance_exports.core.sensors import ExportSensor
 from compliance_exports.vendors.sailpoint.triggers import SailPointReportTrigger
 
 

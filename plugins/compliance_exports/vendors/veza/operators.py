@@ -1,26 +1,29 @@
-"""Start a Veza access review export, and land its file in the raw zone."""
+"""Veza access review export: one durable export task (create, wait deferred, download)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from compliance_exports.core.fetch import ExportJobFetchOperator
-from compliance_exports.core.operators import ExportSubmitOperator
+from compliance_exports.core.export import ExportOperator
 from compliance_exports.vendors.veza.hook import VezaHook
+from compliance_exports.vendors.veza.triggers import VezaAccessReviewExportTrigger
 from compliance_exports.vendors.veza.validation import FORMAT_CSV, validate_access_review_export
 
 OPTIONAL_FIELDS = ("previous_certification_id", "title", "filter", "mutable_filter", "order_by")
 
 
-class VezaAccessReviewExportOperator(ExportSubmitOperator):
+class VezaAccessReviewExportOperator(ExportOperator):
     """``access_review:create`` for one certification, CSV (``format=0``) or XLSX (``6``).
 
     Every argument is checked (format, ids, title length, both SCIM filters, order_by)
-    before the request is sent; the XCom is ``{"job_id", "vendor", "request"}``.
+    before the request is sent. An export that ends FAILED or CANCELLED, or whose file
+    is gone (EXPIRED) before it was downloaded, is created again within ``resubmits``,
+    deferred like the first: no wait holds a worker slot.
     """
 
     hook_class = VezaHook
-    template_fields = ("certification_id", *OPTIONAL_FIELDS, "conn_id")
+    trigger_class = VezaAccessReviewExportTrigger
+    template_fields = (*ExportOperator.template_fields, "certification_id", *OPTIONAL_FIELDS)
 
     def __init__(
         self,
@@ -50,14 +53,3 @@ class VezaAccessReviewExportOperator(ExportSubmitOperator):
         )
         request = {"format": self.format, "certification_id": self.certification_id}
         return request | {name: value for name, value in fields.items() if value is not None}
-
-
-class VezaAccessReviewToS3Operator(ExportJobFetchOperator):
-    """Download a FINISHED export into the raw zone.
-
-    An export Veza reports EXPIRED (its file is gone) is exported again from the
-    submitted request, once, and waited for synchronously before the download.
-    """
-
-    hook_class = VezaHook
-    refresh_expired = True

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from compliance_exports.core.operators import ExportSensor
+from compliance_exports.core.sensors import ExportSensor
 from compliance_exports.vendors.veza.triggers import VezaAccessReviewExportTrigger
 
 
 class VezaAccessReviewExportSensor(ExportSensor):
-    """Waits for the export ``job_id`` (the submit task's ``job_id``) to finish."""
+    """Waits for the export ``job_id`` (a job started elsewhere) to finish."""
 
     trigger_class = VezaAccessReviewExportTrigger

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from compliance_exports.audit.window import Window
 from compliance_exports.core.errors import FatalError
+from compliance_exports.vendors.maxsight.audit.window import Window
 
 T = TypeVar("T")
 

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
 
-from compliance_exports.audit.window import (
+from compliance_exports.core.errors import FatalError
+from compliance_exports.vendors.maxsight.audit.window import (
     EPOCH,
     ONE_MS,
     SPLIT_DIMENSIONS,
@@ -33,7 +34,6 @@ from compliance_exports.audit.window import (
     from_epoch_ms,
     to_epoch_ms,
 )
-from compliance_exports.core.errors import FatalError
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 TIMESTAMP_COLUMN = "timestamp"

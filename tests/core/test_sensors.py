@@ -1,4 +1,4 @@
-"""Submit and sensor bases: validation first, re-attachment, execute_complete outcomes."""
+"""The sensor base: validation first, deferral with an absolute deadline, every outcome."""
 
 from __future__ import annotations
 
@@ -9,53 +9,12 @@ import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from compliance_exports.core.errors import ExportError, ExportValidationError, FatalError
-from compliance_exports.core.operators import redact_request, request_fingerprint
 from compliance_exports.core.states import ExportPhase, ExportState
-from compliance_exports.vendors.oleria.operators import OleriaDownloadOperator
 from compliance_exports.vendors.sailpoint.sensors import SailPointReportSensor
 from compliance_exports.vendors.sailpoint.triggers import SailPointReportTrigger
-from compliance_exports.vendors.veza.operators import VezaAccessReviewExportOperator
 
 SUCCEEDED = ExportState("t1", ExportPhase.SUCCEEDED, "SUCCESS").to_dict()
 FAILED = ExportState("t1", ExportPhase.FAILED, "FAILURE", message="disk full").to_dict()
-
-
-class TestRequestHelpers:
-    def test_redact_request_drops_secret_looking_keys_at_any_depth(self) -> None:
-        request = {"context": "x", "params": {"apiKey": "k", "client_secret": "s", "a": 1}}
-        assert redact_request(request) == {"context": "x", "params": {"a": 1}}
-
-    def test_fingerprint_ignores_key_order(self) -> None:
-        assert request_fingerprint({"a": 1, "b": 2}) == request_fingerprint({"b": 2, "a": 1})
-
-
-class TestSubmitValidation:
-    def test_unknown_oleria_context_names_the_field(self) -> None:
-        op = OleriaDownloadOperator(task_id="t", context="identitiez")
-        with pytest.raises(ExportValidationError, match="context"):
-            op.build_request()
-
-    @pytest.mark.parametrize(
-        ("kwargs", "field"),
-        [({"format": 3}, "format"), ({"format": 6, "title": "x" * 31}, "title")],
-    )
-    def test_veza_arguments_name_the_field(self, kwargs: dict[str, Any], field: str) -> None:
-        op = VezaAccessReviewExportOperator(task_id="t", certification_id="c1", **kwargs)
-        with pytest.raises(ExportValidationError, match=field):
-            op.build_request()
-
-    def test_veza_request_keeps_only_given_fields(self) -> None:
-        op = VezaAccessReviewExportOperator(
-            task_id="t", certification_id="c1", order_by="source.name ASC"
-        )
-        assert op.build_request() == {
-            "format": 0,
-            "certification_id": "c1",
-            "order_by": "source.name ASC",
-        }
-
-    def test_template_fields_are_declared(self) -> None:
-        assert {"context", "filter_by", "sort_by"} <= set(OleriaDownloadOperator.template_fields)
 
 
 class TestSensorCompletion:

@@ -8,20 +8,23 @@ CSV export of the same range and filters is read by :func:`read_counting_csv`,
 
 from __future__ import annotations
 
-from compliance_exports.audit.bisection import (
+from compliance_exports.vendors.maxsight.audit.bisection import (
     WindowNotSplittableError,
     WindowOverLimitError,
     bisect_window,
     fetch_with_bisection,
 )
-from compliance_exports.audit.counting import (
+from compliance_exports.vendors.maxsight.audit.counting import (
     CountedEvents,
     CountingCsvError,
     counting_query,
     read_counting_csv,
 )
-from compliance_exports.audit.planner import InstantOverLimitError, plan_pdf_windows
-from compliance_exports.audit.window import SPLIT_DIMENSIONS, Window
+from compliance_exports.vendors.maxsight.audit.planner import (
+    InstantOverLimitError,
+    plan_pdf_windows,
+)
+from compliance_exports.vendors.maxsight.audit.window import SPLIT_DIMENSIONS, Window
 
 __all__ = [
     "SPLIT_DIMENSIONS",

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from compliance_exports.audit.counting import CountedEvents
-from compliance_exports.audit.window import (
+from compliance_exports.core.errors import FatalError
+from compliance_exports.vendors.maxsight.audit.counting import CountedEvents
+from compliance_exports.vendors.maxsight.audit.window import (
     SPLIT_DIMENSIONS,
     Moment,
     Window,
     format_ms,
     to_epoch_ms,
 )
-from compliance_exports.core.errors import FatalError
 from compliance_exports.vendors.maxsight.query import PDF_EVENT_LIMIT
 
 

@@ -1,0 +1,47 @@
+"""Durable exports whose tries go wrong on purpose, for ``dag.test()``.
+
+* ``crash_after_submit``: the first try dies right after the job id is saved (a lost
+  worker); the retry must re-attach to that job through the real ``task_state_store``.
+* ``heal``: a plain export; the test arms a job failure so that the first job ends
+  ``failed`` and the task submits again inside the same try, deferring twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG
+
+from compliance_exports.core.ledger import JobLedger
+from compliance_exports.core.states import ExportState
+from compliance_exports.vendors.oleria.operators import OleriaExportOperator
+
+LAKE = {"bucket": "compliance-lake", "aws_conn_id": "aws_lake", "day": "{{ ds }}"}
+
+
+class CrashAfterSubmit(OleriaExportOperator):
+    """Submits, then fails the first try as a lost worker would."""
+
+    def _submit(self, ledger: JobLedger, request: Any, *, resubmit: bool) -> ExportState:
+        state = super()._submit(ledger, request, resubmit=resubmit)
+        if ledger.try_number == 1:
+            raise RuntimeError("worker lost right after submitting")
+        return state
+
+
+with DAG(
+    dag_id="export_retry",
+    schedule=None,
+    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    catchup=False,
+) as dag:
+    common: dict[str, Any] = {
+        "context": "accessInventoryIdentitiesV2",
+        "poll_interval": 0.2,
+        "retries": 1,
+        "retry_delay": dt.timedelta(0),
+        **LAKE,
+    }
+    CrashAfterSubmit(task_id="crash_after_submit", dataset="crashed", **common)
+    OleriaExportOperator(task_id="heal", dataset="healed", **common)
