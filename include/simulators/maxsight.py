@@ -1,34 +1,44 @@
 """Maxsight audit events export simulator (synchronous CSV or PDF, ``apikey`` header).
 
+Written from VENDOR_APIS.md section 4 alone; it shares no code with the pipeline. The
+request rules (parameters, arrays, ranges, matching) are in
+:mod:`include.simulators.maxsight_query`.
+
 Reproduced as documented (DOC): ``GET /v5/audit-sentinel/events/export`` answered with
-the file itself (no job, no polling); the ``apikey`` header (401 on a bad key); every
-filter - ``auditee_id``, ``event_type``, ``sub_type``, ``system_source`` in both array
-encodings, ``metadata[KEY]=value`` for the documented keys - parsed by
-:func:`compliance_exports.vendors.maxsight.query.parse_params`; ``range_start`` and
-``range_end`` inclusive at both ends, to the millisecond; ``range_start`` after
-``range_end`` is a 400; ``timezone`` (IANA) and ``locale`` shape the rendered times;
-``file_type`` csv (default) or pdf; a PDF of more than 5,000 events is a 400
-(``pdf_event_limit``, lower it for tests); ``X-RateLimit-Remaining`` and
-``X-RateLimit-Reset-Secs`` on every export answer. There is no count endpoint (DOC
-gap): the simulator states counts only under ``/_sim`` (``GET /_sim/count`` takes the
-export's query parameters, ``GET /_sim/facts`` describes the event store).
+the file itself (no job, no polling); the ``apikey`` header (401 on a bad key); the
+filters ``auditee_id``, ``event_type``, ``sub_type``, ``system_source`` (arrays as
+repeated keys) and ``metadata[KEY]=value`` for the documented keys; ``range_start`` and
+``range_end`` inclusive at both ends; ``range_start`` after ``range_end`` is a 400;
+``timezone`` (IANA) and ``locale`` (default en) shape the rendered times; ``file_type``
+csv (default) or pdf; a PDF of more than 5,000 events is a 400 (``pdf_event_limit``,
+lower it for tests); ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-Secs``; requests
+time out after 60 s. There is no count endpoint (DOC gap): the simulator states counts
+only under ``/_sim`` (``GET /_sim/count`` takes the export's query parameters,
+``GET /_sim/facts`` describes the event store).
 
-Our CHOICES: error bodies are ``{"errors": [{"code", "message", "source"}]}`` with
-``source`` naming the offending parameter (``API`` otherwise); over the rate limit the
-answer is 429 with ``Retry-After``; events come in ascending time order; CSV is UTF-8
-with CRLF line ends (``text/csv``); the ``timestamp`` column is ISO-8601 with
-milliseconds and the offset of ``timezone`` (UTC when absent) for English locales
-(``en``, ``en-GB``...), ``15.10.2026 15:05:07,123 +02:00`` for ``de``,
-``15/10/2026 15:05:07,123 +02:00`` for ``fr``; any other language renders as English;
-the ``description`` embeds the same instant in the locale's human form.
+Our CHOICES, switchable in :class:`MaxsightSettings` (see :data:`HOSTILE` for the least
+convenient of each): the bracket form ``event_type[]=a`` (``bracket_arrays``), unknown
+parameters (``unknown_parameters``), the precision events are stamped with
+(``timestamp_precision``), the error body (``error_body``), the event order
+(``event_order``), the rate headers on the export (``rate_limit_headers``) and
+``Retry-After`` on a 429 (``retry_after``).
 
-The event store (:class:`EventStore`) is a sorted ``array('q')`` of epoch milliseconds
-(8 bytes an event), built without sorting from seeded exponential spacings; every other
-attribute of event ``i`` is derived from ``(seed, i)`` when needed. Its shape over time
-is set by :class:`MaxsightSettings`: ``events`` spread uniformly over
-``[store_start, store_end]``, plus ``burst_events`` inside ``burst_seconds`` from
-``burst_start`` (bursty), plus ``instant_events`` all stamped ``instant_at`` (one
-instant over the PDF limit).
+Our CHOICES, fixed: over the rate limit the answer is 429; CSV is UTF-8 with CRLF line
+ends (``text/csv``); the columns are :data:`COLUMNS`; the ``timestamp`` column is
+ISO-8601 with milliseconds (microseconds when stamped so) and the offset of
+``timezone`` (UTC when absent) for English locales (``en``, ``en-GB``...),
+``15.10.2026 15:05:07,123 +02:00`` for ``de``, ``15/10/2026 15:05:07,123 +02:00`` for
+``fr``; any other language renders as English; the ``description`` embeds the same
+instant in the locale's human form.
+
+The event store (:class:`EventStore`) is a sorted ``array('q')`` of epoch microseconds
+(8 bytes an event; whole milliseconds unless ``timestamp_precision`` is ``"us"``),
+built without sorting from seeded exponential spacings; every other attribute of event
+``i`` is derived from ``(seed, i)`` when needed. Its shape over time is set by
+:class:`MaxsightSettings`: ``events`` spread uniformly over ``[store_start,
+store_end]``, plus ``burst_events`` inside ``burst_seconds`` from ``burst_start``
+(bursty), plus ``instant_events`` all stamped ``instant_at`` (one instant over the PDF
+limit).
 
 Requests time out after ``request_timeout`` (60 s, DOC) with a 504; ``latency`` delays
 every export answer (set it above the timeout to see the 504).
@@ -41,46 +51,52 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import dataclasses
 import datetime as dt
 import heapq
 import itertools
 import math
 import random
-import tempfile
 import threading
 import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from compliance_exports.core.errors import ExportValidationError
-from compliance_exports.vendors.maxsight.query import (
-    METADATA_KEYS,
-    PDF_EVENT_LIMIT,
-    AuditExportQuery,
-    format_api_timestamp,
-    parse_api_timestamp,
-    parse_params,
-)
 from include.simulators import RunningSimulator
 from include.simulators.base import Fault, SimState, SimulatorServer, install_common, new_state
 from include.simulators.clock import at, days_ago
 from include.simulators.data import Column, Dataset, Row, RowRandom, csv_chunks, download_response
-from include.simulators.pdf import write_table_pdf
-from include.simulators.sailpoint import (
-    SPOOL_BYTES,
+from include.simulators.maxsight_query import (
+    METADATA_KEYS,
+    PDF_EVENT_LIMIT,
+    BracketArrays,
+    ExportRequest,
+    ParameterError,
+    ParsingRules,
+    Selection,
+    UnknownParameters,
+    epoch_us,
+    format_utc,
+    from_epoch_us,
+    has_filters,
+    matches,
+    parse_instant,
+    parse_request,
+)
+from include.simulators.maxsight_web import (
     SimulatedResponse,
+    new_spool,
     simulator_app,
     sized_for_cuts,
     spool_file,
 )
+from include.simulators.pdf import write_table_pdf
 
 EXPORT_PATH = "/v5/audit-sentinel/events/export"
 COLUMNS: tuple[str, ...] = (
@@ -101,27 +117,60 @@ COLUMNS: tuple[str, ...] = (
 """CHOICE (VENDOR_APIS.md): the columns of the CSV and of the PDF table."""
 PDF_WEIGHTS = (4.0, 2.6, 1.1, 1.8, 0.9, 1.1, 1.2, 1.3, 4.0, 0.9, 0.9, 0.9, 1.0)  # ids whole
 
+Precision = Literal["ms", "us"]
+ErrorBody = Literal["errors", "text", "empty"]
+EventOrder = Literal["ascending", "descending"]
+CHOICES: Mapping[str, tuple[Any, ...]] = {
+    "bracket_arrays": ("accept", "ignore", "refuse"),
+    "unknown_parameters": ("refuse", "ignore"),
+    "timestamp_precision": ("ms", "us"),
+    "error_body": ("errors", "text", "empty"),
+    "event_order": ("ascending", "descending"),
+    "rate_limit_headers": (True, False),
+    "retry_after": (True, False),
+}
+"""The switchable CHOICE settings and their allowed values (the first is the default)."""
+UNIT_US: Mapping[str, int] = {"ms": 1000, "us": 1}
+"""Microseconds in one stamping unit of each ``timestamp_precision``."""
+
 
 @dataclass
 class MaxsightSettings:
-    """Runtime behaviour; every field can be patched at ``/_sim/config``."""
+    """Runtime behaviour; every field can be patched at ``/_sim/config``.
+
+    The fields after ``request_timeout`` are the CHOICES of :data:`CHOICES`.
+    """
 
     api_key: str = "maxsight-sim-key"
     events: int = 2_000  # spread uniformly over [store_start, store_end]
-    # the 31 days that end with SIM_TODAY (include/simulators/clock.py)
+    # the 31 days that end with SIM_TODAY (include/simulators/clock.py), to its last µs
     store_start: str = at(days_ago(30))
-    store_end: str = at(days_ago(0), "23:59:59.999")
+    store_end: str = at(days_ago(0), "23:59:59.999999")
     burst_events: int = 0  # bursty: this many more inside burst_seconds from burst_start
     burst_start: str = at(days_ago(16), "13:00:00.000")
     burst_seconds: float = 3_600.0
     instant_events: int = 0  # this many more, all stamped instant_at
     instant_at: str = at(days_ago(11), "08:30:00.250")
     auditees: int = 40
-    pdf_event_limit: int = PDF_EVENT_LIMIT
+    pdf_event_limit: int = PDF_EVENT_LIMIT  # DOC: 5,000
     rate_limit: int = 600  # requests per key per window
     rate_window: float = 60.0  # seconds
     latency: float = 0.0  # seconds before an export starts answering
     request_timeout: float = 60.0  # DOC: requests time out (504) after this many seconds
+    # CHOICE: event_type[]=a is read as event_type=a, ignored (unfiltered) or a 400
+    bracket_arrays: BracketArrays = "accept"
+    # CHOICE: any other parameter it does not know is a 400 naming it (strict) or ignored
+    unknown_parameters: UnknownParameters = "refuse"
+    # CHOICE: events stamped to the millisecond or to the microsecond
+    timestamp_precision: Precision = "ms"
+    # CHOICE: {"errors": [{"code", "message", "source"}]}, the message as text/plain, or no body
+    error_body: ErrorBody = "errors"
+    # CHOICE: rows oldest first or newest first
+    event_order: EventOrder = "ascending"
+    # CHOICE: X-RateLimit-Remaining / X-RateLimit-Reset-Secs on export answers (DOC: "some")
+    rate_limit_headers: bool = True
+    # CHOICE: Retry-After on a 429
+    retry_after: bool = True
 
     def __post_init__(self) -> None:
         self.check()
@@ -136,8 +185,23 @@ class MaxsightSettings:
             raise ValueError("burst_seconds, rate_window and request_timeout must be positive")
         if self.latency < 0:
             raise ValueError("latency must be >= 0")
-        if _ms(self.store_end) < _ms(self.store_start):
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
+        if self.stamp(self.store_end) < self.stamp(self.store_start):
             raise ValueError("store_end is before store_start")
+
+    @property
+    def unit(self) -> int:
+        """Microseconds in one stamping unit (1000 for ``ms``, 1 for ``us``)."""
+        return UNIT_US[self.timestamp_precision]
+
+    def stamp(self, text: str) -> int:
+        """Epoch microseconds of a settings instant, truncated to the stamping unit."""
+        return epoch_us(parse_instant(text)) // self.unit * self.unit
+
+    def rules(self) -> ParsingRules:
+        return ParsingRules(self.bracket_arrays, self.unknown_parameters)
 
     def store_shape(self) -> tuple[Any, ...]:
         """What the event store is built from (a changed shape rebuilds the store)."""
@@ -151,22 +215,27 @@ class MaxsightSettings:
             self.instant_events,
             self.instant_at,
             self.auditees,
+            self.timestamp_precision,
         )
 
 
-def _ms(text: str) -> int:
-    """Epoch milliseconds of an ISO-8601 timestamp (UTC when it has no offset)."""
-    moment = parse_api_timestamp(text)
-    return _epoch_ms(moment)
-
-
-def _epoch_ms(moment: dt.datetime) -> int:
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def _from_ms(ms: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+HOSTILE: dict[str, Any] = {
+    # brackets are undocumented: a silently unfiltered export, the hardest to notice
+    "bracket_arrays": "ignore",
+    # strict: any parameter outside the doc is a 400 (the documented client sends none)
+    "unknown_parameters": "refuse",
+    # finer than the millisecond the client formats its bounds with
+    "timestamp_precision": "us",
+    # the body is unpublished: a bare text message, no JSON envelope to parse
+    "error_body": "text",
+    # the doc promises no order: newest first
+    "event_order": "descending",
+    # the doc puts the rate headers on "some endpoints": not on this one
+    "rate_limit_headers": False,
+    # Retry-After is not documented: a 429 says nothing about when to come back
+    "retry_after": False,
+}
+"""Every Maxsight CHOICE at its least convenient documented-compatible value."""
 
 
 # --------------------------------------------------------------------------- event store
@@ -285,38 +354,42 @@ class EventStore:
         self.seed = seed
         self.shape = settings.store_shape()
         self.auditee_count = settings.auditees
-        self.stamps = array("q")
+        self.stamps = array("q")  # epoch microseconds, ascending
         self.stamps.extend(heapq.merge(*self._segments(settings)))
         self._event_key = EVENTS.key(seed)
         self._auditee_key = AUDITEES.key(seed)
         self._auditees: dict[int, Row] = {}  # at most ``auditees`` small rows
 
     def _segments(self, s: MaxsightSettings) -> list[Iterator[int]]:
-        burst_first = _ms(s.burst_start)
-        burst_last = burst_first + max(0, math.ceil(s.burst_seconds * 1000) - 1)
-        return [
-            spread(f"{self.seed}/uniform", s.events, _ms(s.store_start), _ms(s.store_end)),
+        """Instants drawn in stamping units, kept as epoch microseconds."""
+        unit = s.unit
+        burst_first = s.stamp(s.burst_start) // unit
+        burst_last = burst_first + max(0, math.ceil(s.burst_seconds * 1_000_000 / unit) - 1)
+        first, last = s.stamp(s.store_start) // unit, s.stamp(s.store_end) // unit
+        units = [
+            spread(f"{self.seed}/uniform", s.events, first, last),
             spread(f"{self.seed}/burst", s.burst_events, burst_first, burst_last),
-            itertools.repeat(_ms(s.instant_at), s.instant_events),
+            itertools.repeat(s.stamp(s.instant_at) // unit, s.instant_events),
         ]
+        return [(n * unit for n in segment) for segment in units]
 
     def __len__(self) -> int:
         return len(self.stamps)
 
-    def span(self, query: AuditExportQuery) -> range:
-        """The indices inside the query's time range (both ends inclusive, to the ms)."""
+    def span(self, selection: Selection) -> range:
+        """DOC: the indices inside ``[range_start, range_end]``, both ends inclusive."""
         low, high = 0, len(self.stamps)
-        if query.range_start is not None:
-            low = bisect.bisect_left(self.stamps, _epoch_ms(query.range_start))
-        if query.range_end is not None:
-            high = bisect.bisect_right(self.stamps, _epoch_ms(query.range_end))
+        if selection.range_start is not None:
+            low = bisect.bisect_left(self.stamps, epoch_us(selection.range_start))
+        if selection.range_end is not None:
+            high = bisect.bisect_right(self.stamps, epoch_us(selection.range_end))
         return range(low, max(low, high))
 
     def event(self, index: int) -> Row:
         """Event ``index``: its attributes from ``(seed, index)``, its instant from the store."""
         row = EVENTS.row_at(self._event_key, index)
         row.update(self._auditee(row.pop("auditee_index") % self.auditee_count))
-        row["timestamp"] = _from_ms(self.stamps[index])
+        row["timestamp"] = from_epoch_us(self.stamps[index])
         return row
 
     def _auditee(self, number: int) -> Row:
@@ -325,33 +398,24 @@ class EventStore:
             auditee = self._auditees[number] = AUDITEES.row_at(self._auditee_key, number)
         return auditee
 
-    def select(self, query: AuditExportQuery) -> Iterator[Row]:
-        """The events the query selects, in time order."""
-        attributes = _without_range(query)
-        filtered = _has_filters(query)
-        for index in self.span(query):
+    def select(self, selection: Selection, order: EventOrder = "ascending") -> Iterator[Row]:
+        """The events the selection selects, in time order (CHOICE: either direction)."""
+        filtered = has_filters(selection)
+        indices = self.span(selection)
+        for index in reversed(indices) if order == "descending" else indices:
             event = self.event(index)
-            if not filtered or attributes.matches(event):
+            if not filtered or matches(selection, event):
                 yield event
 
-    def count(self, query: AuditExportQuery) -> int:
-        if not _has_filters(query):
-            return len(self.span(query))
-        return sum(1 for _ in self.select(query))
+    def count(self, selection: Selection) -> int:
+        if not has_filters(selection):
+            return len(self.span(selection))
+        return sum(1 for _ in self.select(selection))
 
     def describe(self) -> dict[str, Any]:
-        first = format_api_timestamp(_from_ms(self.stamps[0])) if self.stamps else None
-        last = format_api_timestamp(_from_ms(self.stamps[-1])) if self.stamps else None
+        first = format_utc(from_epoch_us(self.stamps[0])) if self.stamps else None
+        last = format_utc(from_epoch_us(self.stamps[-1])) if self.stamps else None
         return {"total": len(self.stamps), "first": first, "last": last}
-
-
-def _has_filters(query: AuditExportQuery) -> bool:
-    arrays = (query.auditee_id, query.event_type, query.sub_type, query.system_source)
-    return any(arrays) or bool(query.metadata)
-
-
-def _without_range(query: AuditExportQuery) -> AuditExportQuery:
-    return dataclasses.replace(query, range_start=None, range_end=None)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -374,15 +438,15 @@ def _offset(moment: dt.datetime) -> str:
     return moment.isoformat()[-6:]
 
 
-def render_timestamp(moment: dt.datetime, lang: str) -> str:
+def render_timestamp(moment: dt.datetime, lang: str, precision: Precision = "ms") -> str:
     """The ``timestamp`` column: ISO-8601 with offset for en, day-first for de and fr."""
-    millis = f"{moment.microsecond // 1000:03d}"
+    fraction = f"{moment.microsecond:06d}" if precision == "us" else f"{moment:%f}"[:3]
     clock = f"{moment:%H:%M:%S}"
     if lang == "de":
-        return f"{moment:%d.%m.%Y} {clock},{millis} {_offset(moment)}"
+        return f"{moment:%d.%m.%Y} {clock},{fraction} {_offset(moment)}"
     if lang == "fr":
-        return f"{moment:%d/%m/%Y} {clock},{millis} {_offset(moment)}"
-    return moment.isoformat(timespec="milliseconds")
+        return f"{moment:%d/%m/%Y} {clock},{fraction} {_offset(moment)}"
+    return moment.isoformat(timespec="microseconds" if precision == "us" else "milliseconds")
 
 
 def render_human(moment: dt.datetime, lang: str) -> str:
@@ -398,11 +462,12 @@ def render_human(moment: dt.datetime, lang: str) -> str:
 
 
 class EventRenderer:
-    """Turns store events into export rows for one query's locale and time zone."""
+    """Turns store events into export rows for one request's locale and time zone."""
 
-    def __init__(self, query: AuditExportQuery) -> None:
-        self.zone = ZoneInfo(query.timezone) if query.timezone else dt.UTC
-        self.lang = language(query.locale)
+    def __init__(self, request: ExportRequest | Any, precision: Precision = "ms") -> None:
+        self.zone = ZoneInfo(request.timezone) if request.timezone else dt.UTC
+        self.lang = language(request.locale)
+        self.precision = precision
 
     def row(self, event: Row) -> list[str]:
         moment = event["timestamp"].astimezone(self.zone)
@@ -410,7 +475,7 @@ class EventRenderer:
         description = _PHRASES[self.lang].format(
             who=event["auditee_name"], what=what, when=render_human(moment, self.lang)
         )
-        values = {**event, "timestamp": render_timestamp(moment, self.lang)}
+        values = {**event, "timestamp": render_timestamp(moment, self.lang, self.precision)}
         values["description"] = description
         return ["" if values.get(c) is None else str(values[c]) for c in COLUMNS]
 
@@ -430,18 +495,16 @@ def error_response(
     message: str,
     source: str = "API",
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    """CHOICE: ``{"errors": [{"code", "message", "source"}]}``."""
+    shape: ErrorBody = "errors",
+) -> Response:
+    """CHOICE (the body is unpublished): ``{"errors": [{"code", "message", "source"}]}``,
+    the message alone as ``text/plain``, or an empty body (``shape``)."""
+    if shape == "text":
+        return PlainTextResponse(message, status_code=status, headers=dict(headers or {}))
+    if shape == "empty":
+        return Response(status_code=status, headers=dict(headers or {}))
     body = {"errors": [{"code": code, "message": message, "source": source}]}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
-
-
-def validation_error(
-    exc: ExportValidationError, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """A 400 whose ``source`` is the parameter (``event_type``, ``metadata[tag]``...)."""
-    source = exc.field if exc.field.startswith("metadata[") else exc.field.split("[")[0]
-    return error_response(400, "invalid_parameter", str(exc), source, headers)
 
 
 class RateLimit:
@@ -504,32 +567,45 @@ class MaxsightApi:
             "exports": {f"export-{i:06d}": asdict(e) for i, e in enumerate(self.exports, 1)},
         }
 
+    def error(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        source: str = "API",
+        headers: Mapping[str, str] | None = None,
+    ) -> SimulatedResponse:
+        """An error answer in the configured ``error_body`` shape, ready to raise."""
+        shape = self.settings.error_body
+        return SimulatedResponse(error_response(status, code, message, source, headers, shape))
+
     def guard(self, request: Request) -> dict[str, str]:
         """Check the key, count the request, inject faults; return the rate headers."""
         key = request.headers.get("apikey")
         if key != self.settings.api_key:
-            raise SimulatedResponse(
-                error_response(401, "unauthorized", "Missing or invalid API key.", "apikey")
-            )
+            raise self.error(401, "unauthorized", "Missing or invalid API key.", "apikey")
         remaining, reset = self.rate.take(key)
-        headers = {
-            "X-RateLimit-Remaining": str(max(0, remaining)),
-            "X-RateLimit-Reset-Secs": str(reset),
-        }
+        headers = self._rate_headers(max(0, remaining), reset)
         path = request.url.path
         if fault := self.state.faults.take("rate_limit", path):
-            headers = {
-                **headers,
-                "X-RateLimit-Remaining": "0",
-                "Retry-After": fault.retry_after_header(),
-            }
-            raise SimulatedResponse(self._rate_limited(headers))
+            headers = {**self._rate_headers(0, reset), **self._retry(fault.retry_after_header())}
+            raise self._rate_limited(headers)
         if remaining < 0:
-            raise SimulatedResponse(self._rate_limited({**headers, "Retry-After": str(reset)}))
+            raise self._rate_limited({**headers, **self._retry(str(reset))})
         if fault := self.state.faults.take("server_error", path):
             message = f"Internal server error (simulated, HTTP {fault.status})."
-            raise SimulatedResponse(error_response(fault.status, "server_error", message))
+            raise self.error(fault.status, "server_error", message)
         return headers
+
+    def _rate_headers(self, remaining: int, reset: int) -> dict[str, str]:
+        """DOC: ``X-RateLimit-Remaining``, ``X-RateLimit-Reset-Secs`` (CHOICE: sent or not)."""
+        if not self.settings.rate_limit_headers:
+            return {}
+        return {"X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset-Secs": str(reset)}
+
+    def _retry(self, value: str) -> dict[str, str]:
+        """CHOICE: ``Retry-After`` on a 429, or nothing."""
+        return {"Retry-After": value} if self.settings.retry_after else {}
 
     async def think(self, headers: dict[str, str]) -> None:
         """Wait ``latency`` before answering; past ``request_timeout`` the answer is a 504."""
@@ -537,19 +613,17 @@ class MaxsightApi:
         await asyncio.sleep(min(latency, timeout))
         if latency >= timeout:
             message = f"The request did not complete within {timeout:g} seconds."
-            raise SimulatedResponse(error_response(504, "timeout", message, "API", headers))
+            raise self.error(504, "timeout", message, "API", headers)
 
-    @staticmethod
-    def _rate_limited(headers: dict[str, str]) -> JSONResponse:
-        return error_response(429, "rate_limited", "Too many requests.", "API", headers)
+    def _rate_limited(self, headers: dict[str, str]) -> SimulatedResponse:
+        return self.error(429, "rate_limited", "Too many requests.", "API", headers)
 
-    @staticmethod
-    def parse(request: Request, headers: Mapping[str, str] | None = None) -> AuditExportQuery:
-        """The export query of ``request``; a 400 naming the parameter when it is bad."""
+    def parse(self, request: Request, headers: Mapping[str, str] | None = None) -> ExportRequest:
+        """The export request of ``request``; a 400 naming the parameter when it is bad."""
         try:
-            return parse_params(request.query_params.multi_items())
-        except ExportValidationError as exc:
-            raise SimulatedResponse(validation_error(exc, headers)) from None
+            return parse_request(request.query_params.multi_items(), self.settings.rules())
+        except ParameterError as exc:
+            raise self.error(400, "invalid_parameter", str(exc), exc.source, headers) from None
 
     async def export(self, request: Request) -> Response:
         headers = self.guard(request)
@@ -559,21 +633,26 @@ class MaxsightApi:
         record = ExportRecord(query=request.url.query, file_type=query.file_type)
         if query.is_pdf:
             record.matching = await run_in_threadpool(store.count, query)
-            if record.matching > self.settings.pdf_event_limit:
-                limit = self.settings.pdf_event_limit
-                message = (
-                    f"The export selects {record.matching} events; a PDF holds at most "
-                    f"{limit}. Use file_type=csv or narrow the filters."
-                )
-                return error_response(400, "pdf_event_limit", message, "file_type", headers)
+            self._check_pdf_limit(record.matching, headers)
         self.exports.append(record)
         return await self._file(request, store, query, record, headers)
+
+    def _check_pdf_limit(self, matching: int, headers: Mapping[str, str]) -> None:
+        """DOC: "A PDF holds at most 5,000 events: a request that would exceed it fails
+        with 400"."""
+        limit = self.settings.pdf_event_limit
+        if matching > limit:
+            message = (
+                f"The export selects {matching} events; a PDF holds at most "
+                f"{limit}. Use file_type=csv or narrow the filters."
+            )
+            raise self.error(400, "pdf_event_limit", message, "file_type", headers)
 
     async def _file(
         self,
         request: Request,
         store: EventStore,
-        query: AuditExportQuery,
+        query: ExportRequest,
         record: ExportRecord,
         headers: dict[str, str],
     ) -> Response:
@@ -601,24 +680,27 @@ class MaxsightApi:
             on_complete=sent,
         )
 
-    @staticmethod
-    def _csv(store: EventStore, query: AuditExportQuery, record: ExportRecord) -> Iterator[bytes]:
+    def _renderer(self, query: ExportRequest) -> EventRenderer:
+        return EventRenderer(query, self.settings.timestamp_precision)
+
+    def _csv(
+        self, store: EventStore, query: ExportRequest, record: ExportRecord
+    ) -> Iterator[bytes]:
         def count() -> None:
             record.rows += 1
 
-        rows = EventRenderer(query).named_rows(store.select(query))
-        return csv_chunks(COLUMNS, rows, on_row=count)
+        events = store.select(query, self.settings.event_order)
+        return csv_chunks(COLUMNS, self._renderer(query).named_rows(events), on_row=count)
 
-    @staticmethod
     def _pdf(
-        store: EventStore, query: AuditExportQuery, record: ExportRecord
+        self, store: EventStore, query: ExportRequest, record: ExportRecord
     ) -> tuple[Iterator[bytes], int]:
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - streamed
+        spool = new_spool()
         record.rows = write_table_pdf(
             spool,
             title=f"Audit events \u2014 {request_summary(query)}",
             columns=COLUMNS,
-            rows=EventRenderer(query).rows(store.select(query)),
+            rows=self._renderer(query).rows(store.select(query, self.settings.event_order)),
             total=record.matching or 0,
             weights=PDF_WEIGHTS,
         )
@@ -627,14 +709,14 @@ class MaxsightApi:
         return spool_file(spool), size
 
     def count(self, request: Request) -> Response:
-        """``/_sim/count``: how many events the export with these parameters selects."""
+        """``/_sim/count`` (admin only): the events the export with these parameters selects."""
         query = self.parse(request)
         return JSONResponse({"count": self.store().count(query)})
 
 
-def request_summary(query: AuditExportQuery) -> str:
-    start = format_api_timestamp(query.range_start) if query.range_start else "beginning"
-    end = format_api_timestamp(query.range_end) if query.range_end else "now"
+def request_summary(query: ExportRequest) -> str:
+    start = format_utc(query.range_start) if query.range_start else "beginning"
+    end = format_utc(query.range_end) if query.range_end else "now"
     return f"{start} to {end}"
 
 

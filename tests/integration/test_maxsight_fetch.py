@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.vendors.maxsight.hook import MaxsightHook
 from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
+from compliance_exports.vendors.maxsight.query import AuditExportQuery
 from include.simulators import RunningSimulator
 from include.simulators.clock import at, days_ago
+from include.simulators.maxsight import HOSTILE
 from tests.conftest import LocalS3
-from tests.integration.conftest import arm, requests_seen
+from tests.integration.conftest import arm, configure, requests_seen
 
 pytestmark = pytest.mark.integration
 
 # the simulator's whole default event store: the 31 days that end with SIM_TODAY
 STORE = {"range_start": at(days_ago(30)), "range_end": at(days_ago(0), "23:59:59.999")}
+WANTED = ("task", "user")  # two of the simulator's event types
+STRICT = {"unknown_parameters": "refuse", "bracket_arrays": "refuse"}
 
 
 def fetch(context: dict[str, Any], s3: LocalS3, **kwargs: Any) -> dict[str, Any]:
@@ -39,15 +47,83 @@ def test_csv_export_lands_in_the_raw_zone(
     assert raw["job_id"] is None
 
 
+def csv_rows(body: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(body.decode(), newline="")))
+
+
+def hook_rows(query: AuditExportQuery) -> list[dict[str, str]]:
+    """The CSV of ``query`` as the client sends it by default (no encoding chosen)."""
+    with MaxsightHook().open_export(query) as download:
+        return csv_rows(download.response.read())
+
+
+def store_query(**fields: Any) -> AuditExportQuery:
+    start, end = (dt.datetime.fromisoformat(STORE[k]) for k in ("range_start", "range_end"))
+    return AuditExportQuery(range_start=start, range_end=end, **fields)
+
+
+@contextmanager
+def simulator_settings(sim: RunningSimulator, **patch: Any) -> Iterator[None]:
+    """``patch`` applied to the module's simulator for the block, then undone."""
+    with sim.admin() as admin:
+        original = admin.get("/_sim/config").json()
+    configure(sim, **patch)
+    try:
+        yield
+    finally:
+        configure(sim, **{key: original[key] for key in patch})
+
+
+def ids_of(rows: list[dict[str, str]], event_types: tuple[str, ...]) -> set[str]:
+    return {row["event_id"] for row in rows if row["event_type"] in event_types}
+
+
 @pytest.mark.parametrize("style", ["brackets", "repeat"])
 def test_array_filters_in_both_encodings(
     maxsight: RunningSimulator, s3: LocalS3, context: dict[str, Any], style: str
 ) -> None:
-    raw = fetch(context, s3, event_type=["login", "logout"], array_style=style, **STORE)
-    rows = list(csv.DictReader(io.StringIO(s3.read(raw["key"]).decode())))
-    assert {row["event_type"] for row in rows} <= {"login", "logout"}
+    everything = hook_rows(store_query())
+    raw = fetch(context, s3, event_type=list(WANTED), array_style=style, **STORE)
+    rows = csv_rows(s3.read(raw["key"]))
+    assert {row["event_id"] for row in rows} == ids_of(everything, WANTED)
+    assert 0 < len(rows) < len(everything)
     query = requests_seen(maxsight, "/export")[-1]["query"]
     assert ("event_type%5B%5D=" in query) == (style == "brackets")
+
+
+def test_client_default_request_is_filtered_by_a_strict_simulator(
+    maxsight: RunningSimulator,
+) -> None:
+    everything = hook_rows(store_query())
+    with simulator_settings(maxsight, **STRICT):
+        rows = hook_rows(store_query(event_type=WANTED))
+        brackets = MaxsightHook().export_call(store_query(event_type=WANTED), "brackets")
+        with maxsight.admin() as http:
+            refused = http.get(
+                brackets.path, params=brackets.params, headers={"apikey": "maxsight-sim-key"}
+            )
+    assert refused.status_code == 400  # the strict simulator does refuse the bracket form
+    assert [row["event_id"] for row in rows] == [
+        row["event_id"] for row in everything if row["event_type"] in WANTED
+    ]
+    assert 0 < len(rows) < len(everything)
+    query = requests_seen(maxsight, "/export")[-2]["query"]
+    assert query.count("event_type=") == 2
+    assert "%5B%5D" not in query
+
+
+def test_documented_request_works_under_hostile_settings(
+    maxsight: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    with simulator_settings(maxsight, **HOSTILE):
+        everything = hook_rows(store_query())
+        raw = fetch(context, s3, event_type=list(WANTED), array_style="repeat", **STORE)
+    rows = csv_rows(s3.read(raw["key"]))
+    assert {row["event_id"] for row in rows} == ids_of(everything, WANTED)
+    assert 0 < len(rows) < len(everything)
+    stamps = [dt.datetime.fromisoformat(row["timestamp"]) for row in rows]
+    assert stamps == sorted(stamps, reverse=True)  # HOSTILE: newest first
+    assert any(stamp.microsecond % 1000 for stamp in stamps)  # HOSTILE: microseconds
 
 
 def test_reversed_range_is_refused_before_any_request(

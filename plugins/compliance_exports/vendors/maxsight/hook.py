@@ -54,7 +54,7 @@ class MaxsightHook(ExportHook):
 
     @contextmanager
     def open_export(
-        self, query: AuditExportQuery, array_style: ArrayStyle = "brackets"
+        self, query: AuditExportQuery, array_style: ArrayStyle = "repeat"
     ) -> Iterator[Download]:
         """Stream the export file for ``query`` (retried like every call until it opens)."""
         transport = self.get_transport()

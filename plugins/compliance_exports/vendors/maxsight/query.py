@@ -1,23 +1,23 @@
-"""Maxsight audit events export: the query model, both array encodings, API timestamps.
+"""Maxsight audit events export: the request the client builds, validates and sends.
 
 Documented by Maxsight (DOC): ``GET /v5/audit-sentinel/events/export`` with optional
-query parameters ``auditee_id[]``, ``event_type[]``, ``sub_type[]``, ``system_source[]``,
-``file_type`` csv (default) | pdf, ``locale`` (default en), ``metadata[KEY]=value`` for
-the keys in :data:`METADATA_KEYS`, ``range_start``/``range_end`` ISO-8601 UTC and both
-inclusive, ``timezone`` (IANA); a PDF holds at most :data:`PDF_EVENT_LIMIT` events;
-``range_start`` after ``range_end`` is a 400.
+query parameters ``auditee_id``, ``event_type``, ``sub_type``, ``system_source`` (each
+an array of strings), ``file_type`` csv (default) | pdf, ``locale`` (default en),
+``metadata[KEY]=value`` for the keys in :data:`METADATA_KEYS`, ``range_start`` /
+``range_end`` ISO-8601 UTC and both inclusive, ``timezone`` (IANA); a PDF holds at most
+:data:`PDF_EVENT_LIMIT` events; ``range_start`` after ``range_end`` is a 400.
 
 Our CHOICES:
 
-- arrays are sent in either encoding, ``event_type=a&event_type=b`` ("repeat") or
-  ``event_type[]=a`` ("brackets", the documented spelling and our default); the parser
-  accepts both, even mixed;
+- arrays are sent as repeated keys, ``event_type=a&event_type=b`` ("repeat", the
+  default: the doc's own sample is ``event_type=assessment``); the undocumented
+  bracket form ``event_type[]=a`` ("brackets") stays available to operators that ask
+  for it, but a real API may ignore it (an unfiltered export) or refuse it;
 - timestamps go on the wire as UTC with milliseconds and ``Z``
   (``2026-11-21T23:00:00.000Z``); the model keeps millisecond precision (finer parts
-  are truncated, events are stamped to the millisecond); on the wire a timestamp
-  without an offset is read as UTC, in Python a naive datetime is refused;
-- unknown parameters, repeated scalar parameters and empty values are refused, naming
-  the parameter; ``file_type`` is matched case-insensitively.
+  are truncated); on the wire a timestamp without an offset is read as UTC, in Python a
+  naive datetime is refused;
+- ``file_type`` is matched case-insensitively.
 """
 
 from __future__ import annotations
@@ -49,13 +49,6 @@ METADATA_KEYS: tuple[str, ...] = (
 )
 FILE_TYPES: tuple[str, ...] = ("csv", "pdf")
 ARRAY_PARAMETERS: tuple[str, ...] = ("auditee_id", "event_type", "sub_type", "system_source")
-SCALAR_PARAMETERS: tuple[str, ...] = (
-    "range_start",
-    "range_end",
-    "file_type",
-    "locale",
-    "timezone",
-)
 DEFAULT_FILE_TYPE = "csv"
 DEFAULT_LOCALE = "en"
 
@@ -63,7 +56,6 @@ ArrayStyle = Literal["repeat", "brackets"]
 ARRAY_STYLES: tuple[str, ...] = ("repeat", "brackets")
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
-_METADATA_PARAMETER = re.compile(r"^metadata\[(?P<key>[^\[\]]*)\]$")
 
 
 # --------------------------------------------------------------------------- timestamps
@@ -153,7 +145,7 @@ class AuditExportQuery:
     def is_pdf(self) -> bool:
         return self.file_type == "pdf"
 
-    def to_params(self, array_style: ArrayStyle = "brackets") -> list[tuple[str, str]]:
+    def to_params(self, array_style: ArrayStyle = "repeat") -> list[tuple[str, str]]:
         """The query string pairs, arrays in the chosen encoding (see module docstring)."""
         if array_style not in ARRAY_STYLES:
             raise ValueError(f"array_style {array_style!r} is not one of {', '.join(ARRAY_STYLES)}")
@@ -174,29 +166,6 @@ class AuditExportQuery:
         yield "locale", self.locale
         if self.timezone is not None:
             yield "timezone", self.timezone
-
-    def matches(self, event: Mapping[str, Any]) -> bool:
-        """Whether an audit event (a row with the export's column names) is selected."""
-        for name in ARRAY_PARAMETERS:
-            wanted = getattr(self, name)
-            if wanted and str(event.get(name)) not in wanted:
-                return False
-        for key, value in self.metadata.items():
-            if str(event.get(key)) != value:
-                return False
-        return self._in_range(event.get("timestamp"))
-
-    def _in_range(self, stamp: Any) -> bool:
-        if self.range_start is None and self.range_end is None:
-            return True
-        if stamp is None:
-            return False
-        when = stamp if isinstance(stamp, dt.datetime) else parse_api_timestamp(str(stamp))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        if self.range_start is not None and when < self.range_start:
-            return False
-        return self.range_end is None or when <= self.range_end
 
 
 def _check_instant(name: str, value: Any) -> dt.datetime | None:
@@ -265,52 +234,3 @@ def _check_timezone(value: Any) -> None:
         raise ExportValidationError(
             "timezone", f"{value!r} is not an IANA time zone name (e.g. Europe/London)"
         ) from None
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def parse_params(items: Iterable[tuple[str, str]]) -> AuditExportQuery:
-    """Build the query from query-string pairs in either array encoding (server side)."""
-    arrays: dict[str, list[str]] = {name: [] for name in ARRAY_PARAMETERS}
-    scalars: dict[str, str] = {}
-    metadata: dict[str, str] = {}
-    for name, value in items:
-        if value == "":
-            raise ExportValidationError(name, "has an empty value")
-        base = name.removesuffix("[]")
-        if base in arrays:
-            arrays[base].append(value)
-        elif name in SCALAR_PARAMETERS:
-            _put_once(scalars, name, name, value)
-        elif match := _METADATA_PARAMETER.match(name):
-            _put_once(metadata, match.group("key"), name, value)
-        else:
-            raise ExportValidationError(name, "is not a parameter of the audit events export")
-    return AuditExportQuery(
-        range_start=_parse_param_timestamp("range_start", scalars.get("range_start")),
-        range_end=_parse_param_timestamp("range_end", scalars.get("range_end")),
-        auditee_id=tuple(arrays["auditee_id"]),
-        event_type=tuple(arrays["event_type"]),
-        sub_type=tuple(arrays["sub_type"]),
-        system_source=tuple(arrays["system_source"]),
-        metadata=metadata,
-        file_type=scalars.get("file_type", DEFAULT_FILE_TYPE),
-        locale=scalars.get("locale", DEFAULT_LOCALE),
-        timezone=scalars.get("timezone"),
-    )
-
-
-def _put_once(target: dict[str, str], key: str, name: str, value: str) -> None:
-    if key in target:
-        raise ExportValidationError(name, "is given more than once")
-    target[key] = value
-
-
-def _parse_param_timestamp(name: str, text: str | None) -> dt.datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_api_timestamp(text)
-    except ValueError as exc:
-        raise ExportValidationError(name, str(exc)) from None
