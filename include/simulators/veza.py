@@ -398,7 +398,7 @@ def compile_where(
 ) -> Callable[[Row], bool] | None:
     """Both filters as one row predicate (None without filters)."""
     predicates = [
-        veza_scim.compile_filter(node, request.kinds, case_exact=settings.scim_case_exact)
+        veza_scim.compile_filter(node, case_exact=settings.scim_case_exact)
         for node in request.nodes()
     ]
     if not predicates:

@@ -25,18 +25,18 @@ Our CHOICES (the RFC leaves them to the attribute's definition or Veza does not 
 - attribute names match columns case-insensitively; value paths (``a[b eq 1]``) and
   schema URIs are refused (Veza's columns are flat);
 - ``co sw ew`` need a string value;
-- a string value compares with the cell's CSV text (booleans ``true``/``false``,
-  timestamps ISO-8601), ignoring case unless ``case_exact``; on a timestamp column a
-  string value must be an ISO-8601 instant and compares chronologically (no offset
-  means UTC); a number compares with numeric cells only, ``true``/``false`` with
-  boolean cells only;
+- a string value compares with the cell's CSV text (booleans ``true``/``false``),
+  ignoring case unless ``case_exact``; a number compares with numeric cells only
+  (Veza's columns have none, so it never matches), ``true``/``false`` with boolean
+  cells only; ordering a boolean column is refused (RFC 7644: "Boolean ... attributes
+  SHALL cause a failed response"). The filterable fields hold no timestamps, so there
+  is no chronological comparison;
 - ``pr`` is false and ``eq null`` true for a missing, null or empty cell; ``ne`` is
   exactly ``not eq``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
@@ -203,7 +203,7 @@ def leaves(node: Node) -> list[Compare]:
 def resolve(node: Node, kinds: Mapping[str, str], *, strict: bool) -> Node:
     """Rename attributes to their column's spelling; check values against column kinds.
 
-    ``kinds`` maps column name -> kind (``string``, ``boolean``, ``timestamp``, ...).
+    ``kinds`` maps column name -> kind (``string``, ``boolean``, ...).
     With ``strict`` an attribute that is not a column is refused.
     """
     if isinstance(node, Not):
@@ -224,34 +224,31 @@ def resolve(node: Node, kinds: Mapping[str, str], *, strict: bool) -> Node:
 def _check_kind(node: Compare, kind: str) -> None:
     if kind == "boolean" and node.operator in ORDERING_OPERATORS:
         raise FilterError(f"{node.attribute} {node.operator}: a boolean has no order (RFC 7644)")
-    as_instant = kind == "timestamp" and node.operator not in STRING_OPERATORS
-    if as_instant and isinstance(node.value, str) and _instant(node.value) is None:
-        raise FilterError(f"{node.attribute}: {node.value!r} is not an ISO-8601 instant")
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
-def compile_filter(node: Node, kinds: Mapping[str, str], *, case_exact: bool = False) -> Predicate:
-    """A predicate on rows; ``kinds`` says which columns hold timestamps."""
+def compile_filter(node: Node, *, case_exact: bool = False) -> Predicate:
+    """A predicate on rows (mappings with the columns' flat dot keys)."""
     if isinstance(node, Not):
-        operand = compile_filter(node.operand, kinds, case_exact=case_exact)
+        operand = compile_filter(node.operand, case_exact=case_exact)
         return lambda row: not operand(row)
     if isinstance(node, Logic):
-        left = compile_filter(node.left, kinds, case_exact=case_exact)
-        right = compile_filter(node.right, kinds, case_exact=case_exact)
+        left = compile_filter(node.left, case_exact=case_exact)
+        right = compile_filter(node.right, case_exact=case_exact)
         if node.operator == "and":
             return lambda row: left(row) and right(row)
         return lambda row: left(row) or right(row)
-    return _compile_leaf(node, kinds.get(node.attribute, "string"), case_exact)
+    return _compile_leaf(node, case_exact)
 
 
-def _compile_leaf(node: Compare, kind: str, case_exact: bool) -> Predicate:
+def _compile_leaf(node: Compare, case_exact: bool) -> Predicate:
     name, operator, expected = node.attribute, node.operator, node.value
     if operator == "pr":
         return lambda row: _present(row.get(name))
     if operator == "ne":
-        equal = _compile_leaf(replace(node, operator="eq"), kind, case_exact)
+        equal = _compile_leaf(replace(node, operator="eq"), case_exact)
         return lambda row: not equal(row)
     if expected is None:  # eq null
         return lambda row: not _present(row.get(name))
@@ -260,9 +257,6 @@ def _compile_leaf(node: Compare, kind: str, case_exact: bool) -> Predicate:
         return lambda row: type(row.get(name)) is bool and compare(row.get(name), expected)
     if isinstance(expected, int):
         return lambda row: _is_number(row.get(name)) and compare(row.get(name), expected)
-    if kind == "timestamp" and operator not in STRING_OPERATORS:
-        instant = _instant(expected)
-        return lambda row: _timestamp_matches(row.get(name), compare, instant)
     fold: Callable[[str], str] = (lambda text: text) if case_exact else str.casefold
     wanted = fold(expected)
     return lambda row: _present(row.get(name)) and compare(fold(render_value(row[name])), wanted)
@@ -274,27 +268,6 @@ def _present(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _timestamp_matches(
-    value: Any, compare: Callable[[Any, Any], bool], instant: dt.datetime | None
-) -> bool:
-    cell = value if isinstance(value, dt.datetime) else _instant(value)
-    return cell is not None and instant is not None and compare(_utc(cell), instant)
-
-
-def _instant(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return _utc(parsed)
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 _OPERATIONS: Mapping[str, Callable[[Any, Any], bool]] = {
