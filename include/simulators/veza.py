@@ -7,13 +7,17 @@ ordered (``order_by``) or diffed against a previous certification (a ``change``
 column). ``GET .../access_review/{id}`` reports ``CREATED -> PROCESSING -> FINISHED |
 FAILED | CANCELLED``; a FINISHED export turns ``EXPIRED`` after ``retention`` seconds.
 ``GET .../access_review/{id}:download`` streams the file. Errors are google.rpc.Status
-bodies ``{code, message, details}``. Requests are validated with
-``compliance_exports.vendors.veza.validation`` (the same rules the client uses).
+bodies ``{code, message, details}`` (all DOC). The request rules are the simulator's
+own reading of the vendor's document (:mod:`include.simulators.veza_rules`); SCIM
+filters are parsed by scim2-filter-parser (:mod:`include.simulators.veza_scim`).
 
-CHOICES (switchable in :class:`VezaSettings`): the ``{"value": {...}}`` envelope with
-``id`` (or ``export_id``), bare status words (or ``EXPORT_STATUS_`` prefixed), a
-download before FINISHED answered 400 (or 412), 429 + Retry-After for rate limits,
-nulls last for ascending ``order_by`` keys and first for descending ones.
+CHOICES (switchable in :class:`VezaSettings`, the least convenient in :data:`HOSTILE`):
+the ``{"value": {...}}`` envelope (or a bare object), ``id`` (or ``export_id``), bare
+status words (or ``EXPORT_STATUS_`` prefixed), ``format`` answered as a number, a
+name, an enum name, absent when 0 or always absent, a download before FINISHED
+answered 400 (or 412), 429 + Retry-After in seconds (or as an HTTP date) for rate
+limits, case-insensitive SCIM string matching (or case-exact), nulls last for
+ascending ``order_by`` keys and first for descending ones.
 Veza documents no cancel endpoint and this simulator offers none: CANCELLED is
 reached through the admin action ``POST /_sim/exports/{id}/cancel``.
 """
@@ -22,23 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import xlsxwriter
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from compliance_exports.core.errors import ExportValidationError
-from compliance_exports.vendors.veza import scim, validation
-from include.simulators import RunningSimulator
+from include.simulators import RunningSimulator, veza_rules, veza_scim
 from include.simulators.base import (
     SeededJobs,
     SimState,
@@ -60,10 +63,9 @@ from include.simulators.data import (
 
 VENDOR = "veza"
 PREFIX = "/api/preview/awf/exports/access_review"
-CHANGE_COLUMN = "change"
 FILE_CHUNK_BYTES = 64 * 1024
 
-# google.rpc.Code values used by Veza's API.
+# google.rpc.Code values (DOC: 3 5 7 8 9 16; 13 and 14 for injected server errors).
 INVALID_ARGUMENT = 3
 NOT_FOUND = 5
 PERMISSION_DENIED = 7
@@ -72,6 +74,15 @@ FAILED_PRECONDITION = 9
 INTERNAL = 13
 UNAVAILABLE = 14
 UNAUTHENTICATED = 16
+
+
+FormatField = Literal["number", "name", "enum_name", "proto3", "absent"]
+"""``number``: 0 / 6; ``name``: "CSV" / "XLSX"; ``enum_name``: "EXPORT_FORMAT_CSV" /
+"EXPORT_FORMAT_XLSX"; ``proto3``: the number, left out when 0 (proto3 JSON drops zero
+values); ``absent``: never sent."""
+FORMAT_FIELDS: tuple[str, ...] = ("number", "name", "enum_name", "proto3", "absent")
+RetryAfterForm = Literal["fault", "seconds", "http-date"]
+"""``fault``: as the armed rate_limit fault says (seconds unless it asks otherwise)."""
 
 
 @dataclass
@@ -83,15 +94,23 @@ class VezaSettings:
     latency: float = 0.2  # seconds from create to FINISHED
     latency_max: float | None = None  # if set: a seeded random latency in [latency, max]
     retention: float = 3600.0  # seconds a FINISHED file stays downloadable (then EXPIRED)
+    envelope: bool = True  # CHOICE: {"value": {...}} (Veza's convention) or a bare object
     id_field: str = "id"  # CHOICE: "id" or "export_id" in the response
     status_prefix: bool = False  # CHOICE: EXPORT_STATUS_FINISHED instead of FINISHED
+    format_field: FormatField = "number"  # CHOICE: how a response carries ``format``
     precondition_status: int = 400  # CHOICE: HTTP status of FAILED_PRECONDITION, 400 or 412
+    retry_after_form: RetryAfterForm = "fault"  # CHOICE: the 429's Retry-After form
+    scim_case_exact: bool = False  # CHOICE: SCIM string comparisons respect case
     strict_fields: bool = True  # filter/order_by on a column the export lacks is a 400
     forbidden_certifications: list[str] = field(default_factory=list)  # answered 403 (code 7)
 
     def __post_init__(self) -> None:
         if self.id_field not in ("id", "export_id"):
             raise ValueError("id_field must be 'id' or 'export_id'")
+        if self.format_field not in FORMAT_FIELDS:
+            raise ValueError(f"format_field must be one of {', '.join(FORMAT_FIELDS)}")
+        if self.retry_after_form not in ("fault", "seconds", "http-date"):
+            raise ValueError("retry_after_form must be 'fault', 'seconds' or 'http-date'")
         if self.precondition_status not in (400, 412):
             raise ValueError("precondition_status must be 400 or 412")
         if self.rows < 0:
@@ -100,36 +119,32 @@ class VezaSettings:
             raise ValueError("latency_max must be >= latency")
 
 
-@dataclass
-class ExportRequest:
-    """A validated ``access_review:create`` body."""
-
-    format: int
-    certification_id: str
-    previous_certification_id: str | None = None
-    title: str | None = None
-    filter: scim.Node | None = None
-    mutable_filter: scim.Node | None = None
-    order_by: list[tuple[str, bool]] = field(default_factory=list)
-    source_rows: int = 0  # review rows before filters, fixed when the export is created
-
-    @property
-    def header(self) -> tuple[str, ...]:
-        base = VEZA_ACCESS_REVIEW.header
-        return (*base, CHANGE_COLUMN) if self.previous_certification_id else base
-
-    def matches(self, row: Row) -> bool:
-        return all(node is None or scim.evaluate(node, row) for node in self.nodes())
-
-    def nodes(self) -> tuple[scim.Node | None, ...]:
-        return (self.filter, self.mutable_filter)
+HOSTILE: dict[str, Any] = {
+    # the doc names only Veza's {"value": ...} convention: no documented alternative to pick
+    "envelope": True,
+    # "Tolerate export_id for id"
+    "id_field": "export_id",
+    # "EXPORT_STATUS_ prefixes on status names"
+    "status_prefix": True,
+    # "format ... absent (proto3 JSON drops zero values)": never tells the file's kind
+    "format_field": "absent",
+    # "Before FINISHED: 400/412 FAILED_PRECONDITION": 412 is the rarer of the two
+    "precondition_status": 412,
+    # "429 + Retry-After": an HTTP date (RFC 9110 allows it) rather than seconds
+    "retry_after_form": "http-date",
+    # RFC 7643 makes case sensitivity the attribute's caseExact; Veza does not say
+    "scim_case_exact": True,
+}
+"""Every Veza CHOICE at its least convenient documented-compatible alternative."""
 
 
 @dataclass
 class AccessReviewExport:
     id: str
-    request: ExportRequest
+    request: veza_rules.ExportRequest
     created_at: dt.datetime
+    source_rows: int = 0  # review rows before filters, fixed when the export is created
+    where: Callable[[Row], bool] | None = None  # the filters, compiled at creation
     status: str = "CREATED"
     updated_at: dt.datetime | None = None
     error: dict[str, Any] | None = None
@@ -181,6 +196,9 @@ class VezaService(SeededJobs):
     def fault_problem(self, path: str) -> JSONResponse | None:
         limited = self.state.faults.take("rate_limit", path)
         if limited is not None:
+            form = self.settings.retry_after_form
+            if form != "fault":
+                limited = dataclasses.replace(limited, retry_after_form=form)
             headers = {"Retry-After": limited.retry_after_header()}
             return rpc_error(429, RESOURCE_EXHAUSTED, "rate limit exceeded", headers)
         failed = self.state.faults.take("server_error", path)
@@ -236,25 +254,26 @@ class VezaService(SeededJobs):
 
     def advance(self, export: AccessReviewExport, status: str) -> None:
         """Move a running export on; a cancelled one stays cancelled."""
-        if export.status not in validation.TERMINAL_STATUSES:
+        if export.status not in veza_rules.TERMINAL:
             self.set_status(export, status)
 
     def fail(self, export: AccessReviewExport, code: int, message: str) -> None:
-        if export.status not in validation.TERMINAL_STATUSES:
+        if export.status not in veza_rules.TERMINAL:
             export.error = {"code": code, "message": message, "details": []}
             self.set_status(export, "FAILED")
 
     def cancel(self, export: AccessReviewExport) -> bool:
-        if export.status in validation.TERMINAL_STATUSES:
+        if export.status in veza_rules.TERMINAL:
             return False
         self.set_status(export, "CANCELLED")
         return True
 
     # ----------------------------------------------------------------------- files
 
-    def rows(self, request: ExportRequest) -> Iterator[Row]:
+    def rows(self, export: AccessReviewExport) -> Iterator[Row]:
         """The export's rows, filtered and ordered, streamed."""
-        seed, total = self.state.seed, request.source_rows
+        request, where = export.request, export.where
+        seed, total = self.state.seed, export.source_rows
         cert, previous = request.certification_id, request.previous_certification_id
 
         def source() -> Iterator[Row]:
@@ -264,7 +283,6 @@ class VezaService(SeededJobs):
                 )
             return VEZA_ACCESS_REVIEW.rows(seed, total, variant=cert)
 
-        where = request.matches if any(request.nodes()) else None
         if not request.order_by:
             return select_rows(source(), where)
         return ordered_rows(
@@ -275,7 +293,7 @@ class VezaService(SeededJobs):
             where=where,
         )
 
-    def row_at(self, request: ExportRequest, index: int) -> Row:
+    def row_at(self, request: veza_rules.ExportRequest, index: int) -> Row:
         """Row ``index`` of the export before filtering (regenerated for ordered output)."""
         seed, cert = self.state.seed, request.certification_id
         previous = request.previous_certification_id
@@ -288,9 +306,9 @@ class VezaService(SeededJobs):
     def build_file(self, export: AccessReviewExport) -> None:
         """Count the rows and bytes of a CSV, or write the XLSX to a temporary file."""
         request = export.request
-        if request.format == validation.FORMAT_XLSX:
+        if request.format == veza_rules.XLSX:
             path = self.files / f"{export.id}.xlsx"
-            export.rows = write_xlsx(path, request.header, self.rows(request), request.title)
+            export.rows = write_xlsx(path, request.header, self.rows(export), request.title)
             export.file, export.size = path, path.stat().st_size
             return
         rows = 0
@@ -299,7 +317,7 @@ class VezaService(SeededJobs):
             nonlocal rows
             rows += 1
 
-        chunks = csv_chunks(request.header, self.rows(request), on_row=counted)
+        chunks = csv_chunks(request.header, self.rows(export), on_row=counted)
         export.size = sum(len(chunk) for chunk in chunks)
         export.rows = rows
 
@@ -307,10 +325,10 @@ class VezaService(SeededJobs):
         request = export.request
         if export.file is not None:
             return read_chunks(export.file)
-        if request.previous_certification_id or request.order_by or any(request.nodes()):
-            return csv_chunks(request.header, self.rows(request))
+        if request.previous_certification_id or request.order_by or export.where is not None:
+            return csv_chunks(request.header, self.rows(export))
         seed, cert = self.state.seed, request.certification_id  # the whole table: fast path
-        return VEZA_ACCESS_REVIEW.csv_chunks(seed, request.source_rows, variant=cert)
+        return VEZA_ACCESS_REVIEW.csv_chunks(seed, export.source_rows, variant=cert)
 
 
 def order_records(records: list[Row], keys: Sequence[tuple[str, bool]]) -> list[Row]:
@@ -375,77 +393,30 @@ def write_cell(sheet: Any, row: int, column: int, value: Any) -> None:
 # --------------------------------------------------------------------------- requests
 
 
-def parse_export_request(body: Any, settings: VezaSettings) -> ExportRequest:
-    """Validate an ``access_review:create`` body with the shared Veza rules."""
-    if not isinstance(body, dict):
-        raise ExportValidationError("body", "expected a JSON object")
-    unknown = sorted(set(body) - set(CREATE_FIELDS))
-    if unknown:
-        raise ExportValidationError(
-            unknown[0], f"unknown field (allowed: {', '.join(CREATE_FIELDS)})"
-        )
-    if "format" not in body:
-        raise ExportValidationError("format", "is required (0 = CSV, 6 = XLSX)")
-    validation.validate_access_review_export(
-        format=body["format"],
-        certification_id=body.get("certification_id"),
-        previous_certification_id=body.get("previous_certification_id"),
-        title=body.get("title"),
-        filter=body.get("filter"),
-        mutable_filter=body.get("mutable_filter"),
-        order_by=body.get("order_by"),
-    )
-    request = ExportRequest(
-        format=validation.validate_format(body["format"]),
-        certification_id=body["certification_id"],
-        previous_certification_id=body.get("previous_certification_id") or None,
-        title=body.get("title"),
-        filter=validation.validate_filter(body["filter"]) if body.get("filter") else None,
-        mutable_filter=(
-            validation.validate_mutable_filter(body["mutable_filter"])
-            if body.get("mutable_filter")
-            else None
-        ),
-        order_by=validation.parse_order_by(body["order_by"]) if body.get("order_by") else [],
-        source_rows=settings.rows,
-    )
-    if settings.strict_fields:
-        check_columns(request)
-    return request
-
-
-CREATE_FIELDS: tuple[str, ...] = (
-    "format",
-    "certification_id",
-    "previous_certification_id",
-    "title",
-    "filter",
-    "mutable_filter",
-    "order_by",
-)
-
-
-def check_columns(request: ExportRequest) -> None:
-    """Every filtered or ordered attribute must be a column of the export."""
-    columns = {name.lower() for name in request.header}
-    for name, node in (("filter", request.filter), ("mutable_filter", request.mutable_filter)):
-        missing = sorted(
-            a for a in (scim.attributes(node) if node else ()) if a.lower() not in columns
-        )
-        if missing:
-            raise ExportValidationError(name, f"unknown attribute {missing[0]!r}")
-    for column, _ in request.order_by:
-        if column.lower() not in columns:
-            raise ExportValidationError("order_by", f"unknown column {column!r}")
+def compile_where(
+    request: veza_rules.ExportRequest, settings: VezaSettings
+) -> Callable[[Row], bool] | None:
+    """Both filters as one row predicate (None without filters)."""
+    predicates = [
+        veza_scim.compile_filter(node, case_exact=settings.scim_case_exact)
+        for node in request.nodes()
+    ]
+    if not predicates:
+        return None
+    if len(predicates) == 1:
+        return predicates[0]
+    first, second = predicates
+    return lambda row: first(row) and second(row)
 
 
 def export_body(service: VezaService, export: AccessReviewExport) -> dict[str, Any]:
+    """The export object (DOC fields), shaped by the CHOICE settings."""
     settings = service.settings
     status = export.status
     value: dict[str, Any] = {
         settings.id_field: export.id,
-        "status": f"{validation.STATUS_PREFIX}{status}" if settings.status_prefix else status,
-        "format": export.request.format,
+        "status": f"{veza_rules.STATUS_PREFIX}{status}" if settings.status_prefix else status,
+        **format_entry(export.request.format, settings.format_field),
         "certification_id": export.request.certification_id,
         "created_at": _rfc3339(export.created_at),
         "updated_at": _rfc3339(export.updated_at or export.created_at),
@@ -454,7 +425,19 @@ def export_body(service: VezaService, export: AccessReviewExport) -> dict[str, A
         value["previous_certification_id"] = export.request.previous_certification_id
     if export.error is not None:
         value["error"] = export.error
-    return {"value": value}
+    return {"value": value} if settings.envelope else value
+
+
+def format_entry(export_format: int, form: str) -> dict[str, Any]:
+    """CHOICE: ``format`` as a number, a name, an enum name, proto3 (no 0) or absent."""
+    name = veza_rules.FORMAT_NAMES[export_format]
+    if form == "name":
+        return {"format": name}
+    if form == "enum_name":
+        return {"format": f"EXPORT_FORMAT_{name}"}
+    if form == "absent" or (form == "proto3" and export_format == 0):
+        return {}
+    return {"format": export_format}
 
 
 def _rfc3339(moment: dt.datetime) -> str:
@@ -506,11 +489,13 @@ def build_app(service: VezaService) -> FastAPI:
 
 
 async def create_response(service: VezaService, request: Request) -> Response:
+    settings = service.settings
     try:
-        export_request = parse_export_request(json.loads(await request.body()), service.settings)
+        body = json.loads(await request.body())
+        export_request = veza_rules.parse_request(body, strict=settings.strict_fields)
     except json.JSONDecodeError as exc:
         return rpc_error(400, INVALID_ARGUMENT, f"body is not JSON: {exc}")
-    except ExportValidationError as exc:
+    except veza_rules.RequestError as exc:
         return rpc_error(400, INVALID_ARGUMENT, str(exc))
     if export_request.certification_id in service.settings.forbidden_certifications:
         message = f"no access to certification {export_request.certification_id}"
@@ -524,6 +509,8 @@ async def create_response(service: VezaService, request: Request) -> Response:
         id=service.new_id(),
         request=export_request,
         created_at=dt.datetime.now(dt.UTC),
+        source_rows=settings.rows,
+        where=compile_where(export_request, settings),
         latency=service.latency(),
     )
     service.exports[export.id] = export
@@ -546,7 +533,7 @@ def download_file(service: VezaService, export_id: str, path: str) -> Response:
         service.publish(export)
 
     request = export.request
-    extension = validation.FILE_EXTENSIONS[request.format]
+    extension = veza_rules.EXTENSIONS[request.format]
     stem = re.sub(
         r"[^A-Za-z0-9_.-]+", "_", request.title or f"access_review_{request.certification_id}"
     )
@@ -555,7 +542,7 @@ def download_file(service: VezaService, export_id: str, path: str) -> Response:
         path,
         chunks=service.chunks(export),
         size=export.size,
-        media_type=validation.CONTENT_TYPES[request.format],
+        media_type=veza_rules.MEDIA_TYPES[request.format],
         headers={"Content-Disposition": f'attachment; filename="{stem}.{extension}"'},
         on_complete=finished,
     )
@@ -580,4 +567,4 @@ def start(
     )
 
 
-__all__ = ["VezaService", "VezaSettings", "build_app", "start"]
+__all__ = ["HOSTILE", "VezaService", "VezaSettings", "build_app", "start"]

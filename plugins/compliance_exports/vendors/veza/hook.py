@@ -2,7 +2,13 @@
 
 Answers come in Veza's single-object envelope ``{"value": {...}}`` (a bare object is
 tolerated), the id as ``id`` or ``export_id``, the status with or without the
-``EXPORT_STATUS_`` prefix. Errors are google.rpc.Status ``{code, message, details}``.
+``EXPORT_STATUS_`` prefix, ``format`` as a number (0, 6), a name (``"XLSX"``,
+``"EXPORT_FORMAT_XLSX"``) or absent (proto3 JSON drops zero values). The file's kind
+is known from the request and confirmed by the download: the default file name takes
+its extension from the request's format when the download options carry it
+(``options["format"]``), else from the status answer's ``format`` when recognisable,
+else from the download's Content-Type. Errors are google.rpc.Status
+``{code, message, details}``.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ import httpx
 
 from compliance_exports.core.auth import BearerKey
 from compliance_exports.core.errors import FatalError
-from compliance_exports.core.hooks import ExportHook
+from compliance_exports.core.hooks import Download, ExportHook
 from compliance_exports.core.http import ApiCall, VendorResponseError
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
-from compliance_exports.vendors.veza.validation import FILE_EXTENSIONS, STATUS_PREFIX
+from compliance_exports.vendors.veza.validation import (
+    CONTENT_TYPES,
+    FILE_EXTENSIONS,
+    FORMAT_NAMES,
+    STATUS_PREFIX,
+)
 
 EXPORTS = "/api/preview/awf/exports/access_review"
 RPC_CODES = {
@@ -97,8 +108,24 @@ class VezaHook(ExportHook):
         )
 
     def default_filename(self, state: ExportState, options: Mapping[str, Any]) -> str:
-        extension = FILE_EXTENSIONS.get(state.details.get("format") or 0, "csv")
-        return f"access_review_{state.job_id}.{extension}"
+        """``access_review_<id>.<ext>``; no extension when neither format is recognisable.
+
+        :meth:`describe_download` then adds the extension of the Content-Type.
+        """
+        extension = extension_of(options.get("format")) or extension_of(state.details.get("format"))
+        stem = f"access_review_{state.job_id}"
+        return f"{stem}.{extension}" if extension else stem
+
+    @staticmethod
+    def describe_download(response: httpx.Response, fallback_name: str) -> Download:
+        """As the base class; a name without extension gets the Content-Type's."""
+        download = ExportHook.describe_download(response, fallback_name)
+        if "." not in download.filename:
+            mime = download.content_type.split(";")[0].strip().lower()
+            extension = EXTENSIONS_BY_CONTENT_TYPE.get(mime)
+            if extension:
+                download.filename = f"{download.filename}.{extension}"
+        return download
 
     def error_message(self, body: Mapping[str, Any]) -> str:
         return _rpc_text(body)
@@ -113,6 +140,23 @@ class VezaHook(ExportHook):
         if not isinstance(value, dict):
             raise FatalError(f"{what}: 'value' is not an object")
         return value
+
+
+EXTENSIONS_BY_CONTENT_TYPE: Mapping[str, str] = {
+    CONTENT_TYPES[code]: FILE_EXTENSIONS[code] for code in FILE_EXTENSIONS
+}
+
+
+def extension_of(format: Any) -> str | None:
+    """The file extension of a ``format`` as a number (0, 6), a numeric string or a name
+    (``"CSV"``, ``"XLSX"``, ``"EXPORT_FORMAT_XLSX"``); None when absent or unknown."""
+    if isinstance(format, str):
+        word = format.strip().upper().removeprefix("EXPORT_FORMAT_")
+        codes = {name: code for code, name in FORMAT_NAMES.items()}
+        format = int(word) if word.isdigit() else codes.get(word)
+    if isinstance(format, bool) or not isinstance(format, int):
+        return None
+    return FILE_EXTENSIONS.get(format)
 
 
 def _rpc_text(status: Mapping[str, Any]) -> str:

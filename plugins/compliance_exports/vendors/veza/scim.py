@@ -1,38 +1,33 @@
-"""SCIM filter expressions (RFC 7644 section 3.4.2.2), as Veza's export filters use them.
+"""SCIM filter expressions (RFC 7644 section 3.4.2.2): the client checks Veza's filters.
+
+The client parses ``filter`` and ``mutable_filter`` before sending them, to refuse a
+malformed one early; it never evaluates them (Veza does; the simulator has its own,
+independent evaluator).
 
 Documented (DOC: Veza refers to RFC 7644): attribute operators ``eq ne co sw ew gt ge
 lt le pr``, logical ``and``/``or``/``not`` with precedence ``not`` > ``and`` > ``or``,
 grouping parentheses, ``not ( ... )`` always parenthesised, values that are JSON
 strings (double-quoted, JSON escapes), numbers, ``true``, ``false`` or ``null``;
-operator and keyword names are case-insensitive; string comparisons ignore case.
+operator and keyword names are case-insensitive.
 
 Our CHOICES where the RFC leaves room or Veza does not say:
 
 - attribute paths are ``name(.name)*`` (``source.name``), except the words ``and``,
   ``or`` and ``not`` (so a misplaced keyword gets a clear error); URN prefixes and
   ``emails[type eq "work"]`` value paths are not supported (a clear syntax error);
-- a row is a mapping with flat dot keys (``{"source.name": ...}``, as in Veza's
-  columns) or nested mappings; attribute names match case-insensitively;
-- ``ne`` is exactly ``not eq``; ``eq null`` matches a missing or null attribute;
 - a filter nests at most :data:`MAX_NESTING` groups deep and holds at most
   :data:`MAX_EXPRESSIONS` attribute expressions (a bounded, shallow tree);
 - ordering operators need a string or number value (not ``true``/``false``/``null``);
-  two strings that both read as ISO-8601 timestamps compare as instants (no offset
-  means UTC), other strings compare case-insensitively, numbers numerically; values of
-  different kinds never match;
-- ``co``/``sw``/``ew`` need a string value; a list-valued attribute matches when any
-  element matches.
+- ``co``/``sw``/``ew`` need a string value.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 Value: TypeAlias = str | int | float | bool | None
 
@@ -289,32 +284,7 @@ def parse_filter(text: str) -> Node:
     return _Parser(text).parse()
 
 
-# --------------------------------------------------------------------------- render
-
-
-def render(node: Node) -> str:
-    """The canonical text of a filter: ``parse_filter(render(n)) == n``."""
-    if isinstance(node, Present):
-        return f"{node.attribute} pr"
-    if isinstance(node, Compare):
-        return f"{node.attribute} {node.operator} {render_value(node.value)}"
-    if isinstance(node, Not):
-        return f"not ({render(node.operand)})"
-    if isinstance(node, And):
-        return f"{_render_side(node.left, (Or,))} and {_render_side(node.right, (Or, And))}"
-    return f"{render(node.left)} or {_render_side(node.right, (Or,))}"
-
-
-def _render_side(node: Node, needs_parens: tuple[type, ...]) -> str:
-    text = render(node)
-    return f"({text})" if isinstance(node, needs_parens) else text
-
-
-def render_value(value: Value) -> str:
-    """A value as SCIM filter text (JSON literal)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value!r} cannot be written in a SCIM filter")
-    return json.dumps(value, ensure_ascii=False)
+# --------------------------------------------------------------------------- inspect
 
 
 def attributes(node: Node) -> set[str]:
@@ -333,147 +303,3 @@ def comparisons(node: Node) -> list[Compare | Present]:
     if isinstance(node, Not):
         return comparisons(node.operand)
     return comparisons(node.left) + comparisons(node.right)
-
-
-# --------------------------------------------------------------------------- evaluate
-
-_MISSING = object()
-
-
-def lookup(row: Mapping[str, Any], attribute: str) -> Any:
-    """The row's value for an attribute path (flat dot key or nested), None when absent."""
-    value = _get_key(row, attribute)
-    if value is not _MISSING:
-        return value
-    current: Any = row
-    for part in attribute.split("."):
-        if not isinstance(current, Mapping):
-            return None
-        current = _get_key(current, part)
-        if current is _MISSING:
-            return None
-    return current
-
-
-def _get_key(mapping: Mapping[str, Any], key: str) -> Any:
-    if key in mapping:
-        return mapping[key]
-    folded = key.casefold()
-    return next(
-        (v for k, v in mapping.items() if isinstance(k, str) and k.casefold() == folded),
-        _MISSING,
-    )
-
-
-def evaluate(node: Node, row: Mapping[str, Any]) -> bool:
-    """Whether ``row`` satisfies the filter."""
-    if isinstance(node, And):
-        return evaluate(node.left, row) and evaluate(node.right, row)
-    if isinstance(node, Or):
-        return evaluate(node.left, row) or evaluate(node.right, row)
-    if isinstance(node, Not):
-        return not evaluate(node.operand, row)
-    value = lookup(row, node.attribute)
-    if isinstance(node, Present):
-        return _is_present(value)
-    if node.operator == "ne":
-        return not _compare_any(value, "eq", node.value)
-    return _compare_any(value, node.operator, node.value)
-
-
-def _is_present(value: Any) -> bool:
-    if isinstance(value, list | tuple):
-        return any(_is_present(item) for item in value)
-    return value is not None and value != "" and value != {}
-
-
-def _compare_any(value: Any, operator: str, expected: Value) -> bool:
-    if isinstance(value, list | tuple):
-        if expected is None and operator == "eq":
-            return not _is_present(value)
-        return any(_compare(item, operator, expected) for item in value)
-    return _compare(value, operator, expected)
-
-
-def _compare(value: Any, operator: str, expected: Value) -> bool:
-    if expected is None:
-        return value is None
-    if value is None:
-        return False
-    left, right = _comparable(value, operator, expected)
-    if left is None or right is None:
-        return False
-    return _OPERATIONS[operator](left, right)
-
-
-def _comparable(value: Any, operator: str, expected: str | float | bool) -> tuple[Any, Any]:
-    """Both sides as one kind (bool, number, instant, folded text), or None if they differ."""
-    if isinstance(expected, bool):
-        return (value, expected) if isinstance(value, bool) else (_as_bool(value), expected)
-    if isinstance(expected, int | float):
-        return _as_number(value), expected
-    if operator not in STRING_OPERATORS:
-        instant, expected_instant = _as_instant(value), _as_instant(expected)
-        if instant is not None and expected_instant is not None:
-            return instant, expected_instant
-    text = _as_text(value)
-    return (text, expected.casefold()) if text is not None else (None, None)
-
-
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.casefold()
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat().casefold()
-    return None
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    return None
-
-
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
-
-
-def _as_instant(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, str) and _ISO_DATE.match(value):
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-_OPERATIONS: Mapping[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: a == b,
-    "co": lambda a, b: isinstance(a, str) and b in a,
-    "sw": lambda a, b: isinstance(a, str) and a.startswith(b),
-    "ew": lambda a, b: isinstance(a, str) and a.endswith(b),
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-}
