@@ -4,17 +4,23 @@ Two origins, as in the real service:
 
 * the API origin: ``POST /oauth/token`` (OAuth2 client credentials, form-encoded),
   ``POST /v1/downloads`` and ``GET /v1/downloads/{id}`` (``accepted`` -> ``completed``
-  | ``failed``; no running state), flat ``{code, message}`` errors;
-* the download origin (its own port): presigned, S3-style URLs that need no Oleria auth,
-  checked for signature and expiry (moto checks neither), answering S3's XML
-  ``AccessDenied`` "Request has expired" and ``SignatureDoesNotMatch``.
+  | ``failed``; no running state), flat ``{code, message}`` errors (all DOC);
+* the download origin (its own port): presigned, S3-style URLs valid 5 minutes that
+  need no Oleria auth (DOC), checked for signature and expiry (moto checks neither),
+  answering S3's XML ``AccessDenied`` "Request has expired" and ``SignatureDoesNotMatch``.
 
-CHOICES (switchable in :class:`OleriaSettings`): ``POST /v1/downloads`` answers 201
-(or 200/202); re-polling mints a fresh URL (or repeats the first); tokens last
-``token_ttl`` seconds; an export takes ``latency`` (or a seeded random time up to
-``latency_max``) seconds; a filter on a field the context does not have is a 400.
-Requests are validated with ``compliance_exports.vendors.oleria.filters`` (the same
-rules the client uses).
+The request rules (catalogue, filter matrix, value counts, ``last``, sortBy) are the
+simulator's own reading of the documentation, in :mod:`include.simulators.oleria_rules`;
+filtering and sorting the rows is :mod:`include.simulators.oleria_query`. Neither
+shares code with the pipeline's client, so a misreading on either side shows up.
+
+CHOICES (switchable in :class:`OleriaSettings`; :data:`HOSTILE` sets each to its least
+convenient documented-compatible alternative): ``POST /v1/downloads`` answers 201 (or
+200/202); re-polling mints a fresh URL (or repeats the first, which expires 5 minutes
+after it was signed); the names of the unpublished catalogue sections; ``last`` units;
+timestamps without an offset read as UTC; tokens last ``token_ttl`` seconds; an export
+takes ``latency`` (or a seeded random time up to ``latency_max``) seconds; a filter on a
+field the context does not have is a 400; no tenant rate limit unless ``rate_limit``.
 """
 
 from __future__ import annotations
@@ -35,8 +41,6 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from compliance_exports.core.errors import ExportValidationError
-from compliance_exports.vendors.oleria import filters
 from include.simulators import RunningSimulator
 from include.simulators.base import (
     SeededJobs,
@@ -56,6 +60,17 @@ from include.simulators.data import (
     ordered_rows,
     requested_range,
     select_rows,
+)
+from include.simulators.oleria_query import data_now, sort_records, where
+from include.simulators.oleria_rules import (
+    PUBLISHED_CONTEXTS,
+    UNIT_SECONDS,
+    Dialect,
+    DownloadQuery,
+    Refused,
+    checked_fields,
+    default_unpublished_contexts,
+    read_download_request,
 )
 
 VENDOR = "oleria"
@@ -78,10 +93,16 @@ class OleriaSettings:
     latency_max: float | None = None  # if set: a seeded random latency in [latency, max]
     url_ttl: float = 300.0  # X-Amz-Expires of presigned urls
     create_status: int = 201  # POST /v1/downloads status (CHOICE: 200, 201 or 202)
-    fresh_url_per_poll: bool = True  # CHOICE: every completed poll mints a new url
+    # CHOICE: every completed poll mints a new url; False: the first url again, expired
+    # url_ttl seconds after it was signed
+    fresh_url_per_poll: bool = True
     content_length: bool = True  # measure the file when the job completes (as S3 would)
-    strict_fields: bool = True  # filters/sorts on a field the context lacks are a 400
-    extra_contexts: list[str] = field(default_factory=list)
+    strict_fields: bool = True  # CHOICE: filters/sorts on a field the context lacks are a 400
+    # CHOICE: context names answered for the catalogue sections Oleria has not published
+    unpublished_contexts: list[str] = field(default_factory=default_unpublished_contexts)
+    extra_contexts: list[str] = field(default_factory=list)  # more names (real ones, later)
+    last_units: str = "mhdw"  # CHOICE: units a `last` duration may use (DOC shows d and h)
+    naive_timestamps: bool = True  # CHOICE: a timestamp value without an offset is UTC
     forbidden_contexts: list[str] = field(default_factory=list)  # answered 403 (no access)
     rate_limit: int = 0  # API requests per rate_window per tenant (0: unlimited)
     rate_window: float = 1.0  # seconds
@@ -95,6 +116,43 @@ class OleriaSettings:
             raise ValueError("rows must be >= 0")
         if self.latency_max is not None and self.latency_max < self.latency:
             raise ValueError("latency_max must be >= latency")
+        if not self.last_units or set(self.last_units) - set(UNIT_SECONDS):
+            raise ValueError(f"last_units must be letters of {''.join(UNIT_SECONDS)}")
+
+    def dialect(self) -> Dialect:
+        """The CHOICE settings that change how a request body is read."""
+        contexts = {name for names in PUBLISHED_CONTEXTS.values() for name in names}
+        contexts.update(self.unpublished_contexts, self.extra_contexts)
+        return Dialect(
+            contexts=frozenset(contexts),
+            last_units=self.last_units,
+            naive_timestamps=self.naive_timestamps,
+        )
+
+
+HOSTILE: dict[str, Any] = {
+    # 202 Accepted, not 201: the doc only promises one of 200/201/202.
+    "create_status": 202,
+    # Re-polling repeats the first url, dead 5 minutes after it was signed: the client
+    # must notice the 403 "Request has expired" and submit the download again.
+    "fresh_url_per_poll": False,
+    # The unpublished sections' names are our guesses: a tenant that knows none of them
+    # refuses them (400 unknown context) unless the client names them in extra_contexts.
+    "unpublished_contexts": [],
+    # Only the units the doc shows (7d, 24h): 30m or 2w are refused.
+    "last_units": "dh",
+    # The doc says ISO-8601 UTC: a timestamp without Z or an offset is refused.
+    "naive_timestamps": False,
+    # Columns are unpublished: a filter or sort on a field the context lacks is a 400.
+    "strict_fields": True,
+    # Limits are per tenant and unpublished: a tight one, answered 429 with Retry-After.
+    "rate_limit": 5,
+    "rate_window": 1.0,
+    # Exports take a while (no running state is reported meanwhile).
+    "latency": 1.0,
+    "latency_max": 5.0,
+}
+"""Settings that make every Oleria CHOICE its least convenient documented alternative."""
 
 
 @dataclass
@@ -102,10 +160,9 @@ class Download:
     """One download request and the job behind it."""
 
     id: str
-    context: str
-    filter_by: list[Any]
-    sort_by: list[Any]
+    query: DownloadQuery
     created_at: dt.datetime
+    data_now: dt.datetime  # the data's now, which `last` filters count back from (CHOICE)
     status: str = "accepted"
     error: dict[str, str] | None = None
     rows: int | None = None
@@ -116,6 +173,10 @@ class Download:
     source_rows: int = 0  # rows of the context before filters, fixed at creation
     task: asyncio.Task[None] | None = None
 
+    @property
+    def context(self) -> str:
+        return self.query.context
+
     def facts(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
@@ -124,6 +185,7 @@ class Download:
             "bytes": self.size,
             "downloads": self.downloads,
             "latency": self.latency,
+            "data_now": self.data_now.isoformat(),
         }
 
 
@@ -194,36 +256,29 @@ class OleriaService(SeededJobs):
     def rows(self, download: Download) -> Iterator[Row]:
         """The export's rows, filtered and sorted as requested, streamed."""
         dataset = self.dataset(download)
-        seed, total = self.state.seed, download.source_rows
-        parsed = filters.parse_filter_by(download.filter_by)
-        now = download.created_at
-
-        def where(row: Row) -> bool:
-            return all(f.matches(row, now=now) for f in parsed)
-
-        predicate = where if parsed else None
-        if not download.sort_by:
+        seed, total, query = self.state.seed, download.source_rows, download.query
+        predicate = where(query.conditions, download.data_now)
+        if not query.sort_keys:
             return select_rows(dataset.rows(seed, total), predicate)
-        sort_by = download.sort_by
         key = dataset.key(seed)
         return ordered_rows(
             dataset.rows(seed, total),
-            fields=[entry["field"] for entry in sort_by],
-            order=lambda records: filters.sort_rows(records, sort_by),
+            fields=[sort_key.field for sort_key in query.sort_keys],
+            order=lambda records: sort_records(records, query.sort_keys),
             row_at=lambda index: dataset.row_at(key, index),
             where=predicate,
         )
 
     def chunks(self, download: Download) -> Iterator[bytes]:
         dataset = self.dataset(download)
-        if not download.filter_by and not download.sort_by:  # the whole table: fast path
+        if not download.query.conditions and not download.query.sort_keys:  # fast path
             return dataset.csv_chunks(self.state.seed, download.source_rows)
         return csv_chunks(dataset.header, self.rows(download))
 
     def measure(self, download: Download) -> tuple[int, int | None]:
         """Rows (and bytes, if ``content_length``) of the finished file, one streamed pass."""
         if not self.settings.content_length:
-            if not download.filter_by:
+            if not download.query.conditions:
                 return download.source_rows, None
             return count_rows(self.rows(download)), None
         rows = 0
@@ -382,8 +437,8 @@ async def create_response(service: OleriaService, request: Request) -> Response:
         download = parse_download_request(service, body)
     except json.JSONDecodeError as exc:
         return error(400, "invalid_request", f"body is not JSON: {exc}")
-    except ExportValidationError as exc:
-        return error(400, "invalid_request", str(exc))
+    except Refused as exc:
+        return error(400, exc.code, exc.message)
     if download.context in service.settings.forbidden_contexts:
         return error(403, "forbidden", f"this client may not export {download.context!r}")
     fault = next(
@@ -403,41 +458,32 @@ async def create_response(service: OleriaService, request: Request) -> Response:
 
 
 def parse_download_request(service: OleriaService, body: Any) -> Download:
-    """Validate a ``POST /v1/downloads`` body with the shared Oleria rules."""
-    if not isinstance(body, dict):
-        raise ExportValidationError("body", "expected a JSON object")
-    params = body.get("params") or {}
-    if not isinstance(params, dict):
-        raise ExportValidationError("params", "expected an object")
-    extra_contexts = service.settings.extra_contexts
-    context = filters.validate_context(body.get("context"), extra_contexts=extra_contexts)
-    filter_by, sort_by = params.get("filterBy") or [], params.get("sortBy") or []
-    filters.validate_download_request(context, filter_by, sort_by, extra_contexts=extra_contexts)
+    """A ``POST /v1/downloads`` body read by the simulator's rules, or :class:`Refused`."""
+    settings = service.settings
+    query = read_download_request(body, settings.dialect())
+    wall_now = dt.datetime.now(dt.UTC)
     download = Download(
         id=service.new_id(),
-        context=context,
-        filter_by=list(filter_by),
-        sort_by=list(sort_by),
-        created_at=dt.datetime.now(dt.UTC),
+        query=query,
+        created_at=wall_now,
+        data_now=data_now(wall_now),
         latency=service.latency(),
-        source_rows=service.settings.rows,
+        source_rows=settings.rows,
     )
-    if service.settings.strict_fields:
-        check_fields(service.dataset(download).header, filter_by, sort_by, download.context)
+    if settings.strict_fields:
+        check_fields(service.dataset(download).header, query)
     return download
 
 
-def check_fields(
-    header: tuple[str, ...], filter_by: list[Any], sort_by: list[Any], context: str
-) -> None:
-    for name, entries in (("filterBy", filter_by), ("sortBy", sort_by)):
-        for i, entry in enumerate(entries):
-            if entry["field"] not in header:
-                raise ExportValidationError(
-                    f"params.{name}[{i}].field",
-                    f"unknown field {entry['field']!r} for context {context!r} "
-                    f"(fields: {', '.join(header)})",
-                )
+def check_fields(header: tuple[str, ...], query: DownloadQuery) -> None:
+    """CHOICE: a field the context's columns lack is refused (``strict_fields``)."""
+    for where_, name in checked_fields(query):
+        if name not in header:
+            raise Refused(
+                where_,
+                f"unknown field {name!r} for context {query.context!r} "
+                f"(fields: {', '.join(header)})",
+            )
 
 
 def status_body(service: OleriaService, download: Download, path: str) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from compliance_exports.vendors.oleria import filters
 from include.simulators import RunningSimulator, start_simulator
-from include.simulators.data import count_rows, oleria_dataset, render_value
+from include.simulators.data import oleria_dataset, render_value
+from include.simulators.oleria import HOSTILE
 
 pytestmark = pytest.mark.integration
 
@@ -129,14 +129,6 @@ class OleriaApi:
 
 def parse_csv(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
-
-
-def expected_rows(context: str, filter_by: list[dict[str, Any]], now: dt.datetime) -> int:
-    dataset = oleria_dataset(context)
-    parsed = filters.parse_filter_by(filter_by)
-    return count_rows(
-        dataset.rows(1234, ROWS), lambda row: all(f.matches(row, now=now) for f in parsed)
-    )
 
 
 # --------------------------------------------------------------------------- token
@@ -364,16 +356,15 @@ class TestFiltersAndSorting:
                 "values": [10],
             },
         ]
-        created = api.create(filterBy=filter_by)
-        now = dt.datetime.now(dt.UTC)
-        done = api.wait(created.json()["id"])
+        done = api.export(filterBy=filter_by)
         rows = parse_csv(api.download(done["url"]).text)
-        assert rows
-        assert all(
-            row["isAdmin"] == "false" and int(row["assignedRolesCount"]) >= 10 for row in rows
-        )
-        assert len(rows) == api.facts(done["id"])["rows"] == expected_rows(CONTEXT, filter_by, now)
-        assert len(rows) < ROWS
+        expected = [
+            {k: render_value(v) for k, v in row.items()}
+            for row in oleria_dataset(CONTEXT).rows(1234, ROWS)
+            if row["isAdmin"] is False and row["assignedRolesCount"] >= 10
+        ]
+        assert rows == expected
+        assert 0 < len(rows) == api.facts(done["id"])["rows"] < ROWS
 
     def test_string_in_and_is_null_filters(self, api: OleriaApi) -> None:
         filter_by = [
@@ -448,6 +439,25 @@ class TestPresignedUrls:
         again = api.get(done["id"]).json()["url"]
         assert (again != done["url"]) is fresh
         assert api.download(again).status_code == 200
+
+    def test_repeated_url_expires_and_only_a_new_download_gets_a_live_one(
+        self, api: OleriaApi
+    ) -> None:
+        """CHOICE fresh_url_per_poll=False: what the client survives by submitting again."""
+        api.configure(fresh_url_per_poll=False, url_ttl=1)
+        done = api.export()
+        time.sleep(2.1)
+        again = api.get(done["id"]).json()["url"]
+        assert again == done["url"]
+        assert "Request has expired" in api.download(again).text
+        assert api.download(api.export()["url"]).status_code == 200
+
+    def test_fresh_urls_stay_valid_after_the_first_expires(self, api: OleriaApi) -> None:
+        api.configure(url_ttl=1)
+        done = api.export()
+        time.sleep(2.1)
+        assert api.download(done["url"]).status_code == 403
+        assert api.download(api.get(done["id"]).json()["url"]).status_code == 200
 
 
 class TestRanges:
@@ -617,3 +627,63 @@ class TestLatency:
                 sim.stop()
 
         assert latencies(5) == latencies(5) != latencies(6)
+
+
+# --------------------------------------------------------------------------- hostile
+
+
+class TestHostile:
+    """HOSTILE: every Oleria CHOICE at its least convenient documented alternative."""
+
+    @pytest.fixture
+    def hostile(self) -> Iterator[OleriaApi]:
+        sim = start_simulator("oleria", seed=1234, rows=ROWS, **HOSTILE)
+        try:
+            with httpx.Client(base_url=sim.base_url, timeout=30) as http:
+                yield OleriaApi(sim, http)
+        finally:
+            sim.stop()
+
+    def test_every_entry_is_a_setting_that_differs_from_the_default(
+        self, api: OleriaApi, defaults: dict[str, Any]
+    ) -> None:
+        assert set(HOSTILE) <= set(defaults)
+        unchanged = {k for k, v in HOSTILE.items() if defaults[k] == v}
+        assert unchanged == {"strict_fields", "rate_window"}  # already least convenient
+
+    def test_hostile_answers(self, hostile: OleriaApi) -> None:
+        created = hostile.create()
+        assert created.status_code == 202
+        assert 1.0 <= hostile.facts(created.json()["id"])["latency"] <= 5.0
+        hostile.configure(latency=0, latency_max=None, rate_limit=0)
+        download_id = hostile.create().json()["id"]
+        first = hostile.wait(download_id)["url"]
+        time.sleep(1.05)  # X-Amz-Date has second resolution
+        assert hostile.get(download_id).json()["url"] == first
+        refused = [
+            hostile.create("accessRequests"),
+            hostile.create(filterBy=[last_filter("30m")]),
+            hostile.create(filterBy=[stamp_filter("2026-01-01T00:00:00")]),
+            hostile.create(filterBy=[{**stamp_filter("2026-01-01"), "field": "nope"}]),
+        ]
+        assert [r.status_code for r in refused] == [400] * 4
+        assert hostile.create(filterBy=[last_filter("24h")]).status_code == 202
+
+    def test_hostile_tenant_rate_limit(self, hostile: OleriaApi) -> None:
+        """Five requests a second: the token request and four polls, then 429."""
+        answers = [hostile.get("00000000-0000-4000-8000-000000000000") for _ in range(5)]
+        assert [r.status_code for r in answers] == [404, 404, 404, 404, 429]
+        assert answers[4].headers["retry-after"] == "1"
+
+
+def last_filter(duration: str) -> dict[str, Any]:
+    return {
+        "dataType": "timestamp",
+        "field": "createdAt",
+        "filterType": "last",
+        "values": [duration],
+    }
+
+
+def stamp_filter(stamp: str) -> dict[str, Any]:
+    return {"dataType": "timestamp", "field": "createdAt", "filterType": "gt", "values": [stamp]}

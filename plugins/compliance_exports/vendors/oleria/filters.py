@@ -1,13 +1,14 @@
-"""Oleria downloads: the context catalogue, filterBy/sortBy validation and evaluation.
+"""Oleria downloads: the context catalogue and the checks a request passes before it is sent.
 
 Documented by Oleria (DOC): the request body ``{"context", "params": {"filterBy",
 "sortBy"}}``; every context of the published catalogue sections; the filter matrix
 (which ``filterType`` each ``dataType`` allows); the value counts (``between`` two,
 ``in``/``notIn`` one or more, ``isNull``/``isNotNull`` none, the rest exactly one);
-``last`` for timestamps with one duration such as ``7d`` or ``24h``; filters are
-AND-combined; ``sortType`` is ``asc`` or ``desc``.
+``last`` for timestamps with one duration such as ``7d`` or ``24h``; ``sortType`` is
+``asc`` or ``desc``. Oleria answers a request that breaks them with a 400; the client
+checks them first so a bad registry entry fails at parse time, naming the field.
 
-Our CHOICES (Oleria does not say), shared by the client and the simulator:
+Our CHOICES (Oleria does not say):
 
 - context names of the unpublished sections (External Access, Access Requests,
   Reference) are guesses flagged ``published=False``; real names drop in through
@@ -15,11 +16,10 @@ Our CHOICES (Oleria does not say), shared by the client and the simulator:
 - a filter object carries exactly the four documented keys; anything else is refused;
 - values may be JSON strings or native JSON numbers/booleans; a timestamp without an
   offset is UTC; ``last`` durations are ``<n>m``, ``<n>h``, ``<n>d`` or ``<n>w``
-  (n >= 1) and match ``now - duration <= t <= now``;
-- string and enum comparisons are case-sensitive, except ``contains``/``notContains``
-  which ignore case; ``matches`` is a Python regular expression searched anywhere;
-- a null (or missing) field matches only ``isNull``; sorting puts nulls last for
-  ``asc`` and first for ``desc`` (PostgreSQL's default).
+  (n >= 1); ``matches`` takes a Python regular expression; ``between`` wants its lower
+  bound first.
+
+Filtering and sorting rows is Oleria's job (and the simulator's): nothing here does it.
 """
 
 from __future__ import annotations
@@ -97,11 +97,6 @@ def known_contexts(extra_contexts: Iterable[str] = ()) -> frozenset[str]:
         )
     names = {context for section in CATALOGUE for context in section.contexts}
     return frozenset(names.union(extra_contexts))
-
-
-def catalogue_section(context: str) -> CatalogueSection | None:
-    """The catalogue section a context belongs to (None for unknown or extra names)."""
-    return next((s for s in CATALOGUE if context in s.contexts), None)
 
 
 # --------------------------------------------------------------------------- filter matrix
@@ -264,21 +259,6 @@ class RowFilter:
         _check_between_order(values, f"{path}.values", filter_type)
         return cls(data_type, field, filter_type, values)
 
-    def matches(self, row: Mapping[str, Any], *, now: dt.datetime) -> bool:
-        """Whether ``row`` passes this filter (``now``, timezone-aware, anchors ``last``)."""
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError(f"now {now.isoformat()} must be timezone-aware")
-        raw = row.get(self.field)
-        if self.filter_type in {"isNull", "isNotNull"}:
-            return (raw is None) == (self.filter_type == "isNull")
-        if raw is None:
-            return False
-        try:
-            value = _row_value(raw, self.data_type)
-        except ValueError:
-            return False
-        return _OPERATORS[self.filter_type](value, self.values, now)
-
 
 @dataclass(frozen=True)
 class RowSort:
@@ -417,69 +397,3 @@ def _check_between_order(values: tuple[Any, ...], path: str, filter_type: str) -
         raise ExportValidationError(
             path, f"'between' needs the lower bound first, got {values[0]} > {values[1]}"
         )
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def _row_value(raw: Any, data_type: str) -> Any:
-    if data_type in {"string", "enum"}:
-        return raw if isinstance(raw, str) else str(raw)
-    return _VALUE_PARSERS[data_type](raw)
-
-
-Operator = Callable[[Any, tuple[Any, ...], dt.datetime], bool]
-
-_OPERATORS: Mapping[str, Operator] = {
-    "eq": lambda v, a, _: v == a[0],
-    "ne": lambda v, a, _: v != a[0],
-    "gt": lambda v, a, _: v > a[0],
-    "gte": lambda v, a, _: v >= a[0],
-    "lt": lambda v, a, _: v < a[0],
-    "lte": lambda v, a, _: v <= a[0],
-    "between": lambda v, a, _: a[0] <= v <= a[1],
-    "in": lambda v, a, _: v in a,
-    "notIn": lambda v, a, _: v not in a,
-    "contains": lambda v, a, _: a[0].lower() in v.lower(),
-    "notContains": lambda v, a, _: a[0].lower() not in v.lower(),
-    "matches": lambda v, a, _: a[0].search(v) is not None,
-    "last": lambda v, a, now: now - a[0] <= v <= now,
-}
-
-
-def row_matches(filter: Mapping[str, Any], row: Mapping[str, Any], *, now: dt.datetime) -> bool:
-    """Whether ``row`` passes one filterBy object (validated first)."""
-    return RowFilter.from_dict(filter, path="filter").matches(row, now=now)
-
-
-def filter_rows(
-    rows: Iterable[Mapping[str, Any]],
-    filter_by: Sequence[Mapping[str, Any]],
-    *,
-    now: dt.datetime,
-) -> list[Mapping[str, Any]]:
-    """The rows passing every filter (AND), in their original order."""
-    filters = parse_filter_by(filter_by)
-    return [row for row in rows if all(f.matches(row, now=now) for f in filters)]
-
-
-def sort_key(value: Any) -> tuple[int, Any]:
-    """A key that orders any mix of row values: numbers, then timestamps, then text."""
-    if isinstance(value, bool | int | float):
-        return 0, float(value)
-    if isinstance(value, dt.datetime):
-        return 1, parse_timestamp(value).timestamp()
-    return 2, str(value)
-
-
-def sort_rows(
-    rows: Iterable[Mapping[str, Any]], sort_by: Sequence[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
-    """Rows ordered by ``sortBy`` (first key most significant), stable, nulls as documented."""
-    ordered = list(rows)
-    for sort in reversed(parse_sort_by(sort_by)):
-        present = [row for row in ordered if row.get(sort.field) is not None]
-        missing = [row for row in ordered if row.get(sort.field) is None]
-        present.sort(key=lambda row: sort_key(row[sort.field]), reverse=sort.descending)
-        ordered = missing + present if sort.descending else present + missing
-    return ordered
