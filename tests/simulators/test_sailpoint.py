@@ -328,9 +328,7 @@ class TestReportLifecycle:
         assert response.status_code == 404
         assert "0" * 32 in error_text(response)
 
-    def test_unknown_task_result_may_be_an_empty_object(
-        self, tenant: Tenant, layout: str
-    ) -> None:
+    def test_unknown_task_result_may_be_an_empty_object(self, tenant: Tenant, layout: str) -> None:
         tenant.configure(unknown_result="empty")
 
         assert tenant.result("0" * 32, layout) == {}
