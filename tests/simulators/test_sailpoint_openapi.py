@@ -164,3 +164,17 @@ def test_the_log_is_bounded_and_counts_what_it_dropped() -> None:
     assert snapshot["dropped"] == 3
     assert len(snapshot["responses"]) == keep
     assert snapshot["responses"][0]["path"] == "/3"
+
+
+def test_the_suite_hook_finds_sailpoint_simulators_among_fixture_values() -> None:
+    """tests/conftest.py checks the SailPoint simulators a test used: direct or in a dict."""
+    from tests.conftest import _sailpoint_sims
+
+    def sim(vendor: str) -> RunningSimulator:
+        return RunningSimulator(vendor, f"http://{vendor}", {})
+
+    direct, in_dict, other = sim("sailpoint"), sim("sailpoint"), sim("veza")
+
+    found = _sailpoint_sims([direct, {"sailpoint": in_dict, "veza": other}, other, "x", None])
+
+    assert found == [direct, in_dict]
