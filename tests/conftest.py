@@ -6,6 +6,7 @@ so every test process (and each xdist worker) gets its own home and SQLite datab
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -161,6 +162,33 @@ def sim(simulators: dict[str, Any]) -> Iterator[dict[str, Any]]:
     _reset(simulators)
     yield simulators
     _reset(simulators)
+
+
+def _sailpoint_sims(values: Any) -> list[Any]:
+    """The running SailPoint simulators among a test's fixture values (or their dicts)."""
+    from include.simulators import RunningSimulator
+
+    found = []
+    for value in values:
+        inner = value.values() if isinstance(value, dict) else [value]
+        found += [v for v in inner if isinstance(v, RunningSimulator) and v.vendor == "sailpoint"]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def sailpoint_answers_as_documented(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, every answer of the SailPoint simulators it used must match
+    tests/openapi/sailpoint-reports.yaml (a mismatch errors the test at teardown)."""
+    yield
+    sims = _sailpoint_sims(getattr(request.node, "funcargs", {}).values())
+    if sims:
+        import httpx
+
+        from tests.openapi.sailpoint_validator import assert_answers_valid
+
+        for running in {id(s): s for s in sims}.values():
+            with contextlib.suppress(httpx.ConnectError):  # stopped by its own fixture
+                assert_answers_valid(running.base_url)
 
 
 @pytest.fixture(scope="session")

@@ -1,39 +1,47 @@
 """SailPoint Identity Security Cloud reports API simulator (CSV, PDF, zip of CSVs).
 
-Reproduced as documented (DOC, ``sailpoint-oss/api-specs`` ``idn/sailpoint-api.v3.yaml``):
+Our own reading of the vendor's docs (``sailpoint-oss/api-specs`` ``idn/sailpoint-api.v3.yaml``
+and VENDOR_APIS.md section 3); the report types and argument rules are in
+:mod:`include.simulators.sailpoint_reports`. DOC:
 
 * ``POST /oauth/token`` client credentials (form body, query string or HTTP Basic) ->
   ``{access_token, token_type: "bearer", expires_in: 749, ...}``; an expired token is
   answered 401 ``{"error": "JWT validation failed: JWT is expired"}``;
 * the reports API under ``/v3/reports/...`` and the unified ``/reports/v1/...`` layout,
-  both from one root: ``POST run`` -> 200 ``TaskResultDetails``; running the same report
-  (same ``reportType`` and ``arguments``) while its task runs returns that task;
-  ``GET {id}/result`` -> ``ReportResults`` (no ``status`` while running, ``{}`` for an
-  unknown task); ``GET {id}?fileFormat=csv|pdf&name=..`` -> the file
-  (``application/csv``/``application/pdf``, ``Content-disposition:
-  attachment;filename="..."``); ``POST {id}/cancel`` -> 204 and the task ends TERMINATED;
-* SEARCH_EXPORT's file is a zip holding one CSV per index, streamed;
-* ``GET /v3/task-status/{id}`` (the spec's task status operation, not listed in
-  VENDOR_APIS.md) shows a task's ``completionStatus`` and ``messages``;
+  both from one root (there is no ``/v3/task-status``): ``POST run`` -> 200
+  ``TaskResultDetails``; "If non-concurrent task is already running then it returns" that
+  task: by default any running task of the same report type, whatever its arguments;
+  ``GET {id}/result`` -> ``ReportResults`` (no ``status`` while running);
+  ``GET {id}?fileFormat=csv|pdf&name=..`` -> the file (``application/csv`` /
+  ``application/pdf``, ``Content-disposition: attachment;filename="..."``);
+  ``POST {id}/cancel`` -> 204 (and only 204/400/401/403/429/500);
+* SEARCH_EXPORT's file is a zip of CSVs (one per index: CHOICE), streamed;
 * 100 requests per token per 10 s, then 429 ``{"message": " Rate Limit Exceeded "}``
-  with ``Retry-After``; ``ErrorResponseDto`` bodies for 400/403/404/500; the report
-  arguments checked with :mod:`compliance_exports.vendors.sailpoint.reports`.
+  with ``Retry-After``; ``ErrorResponseDto`` bodies for 400/403/404/500.
 
-Our CHOICES, each a field of :class:`SailPointSettings` (patchable at ``/_sim/config``):
-the file asked for before the task is done is a 400 (or 404) ``ErrorResponseDto``
-(``file_before_done_status``); ``ReportResults`` of a running task omits ``status``
-(or sends ``null``: ``running_result_status``); the task ``type`` (``task_type``);
-how a healthy task ends (``healthy_completion``: SUCCESS or WARNING) and a failed one
-(``failed_completion``: ERROR or TEMP_ERROR, both ``FAILURE`` results); the zip's content
-type (``application/zip``, from the reports vocabulary); an unknown or malformed token
-is 401 ``{"error": "JWT validation failed: JWT is invalid"}``; report types listed in
-``forbidden_report_types`` are refused with 403. Column names are unpublished: ours are
-in :data:`REPORT_COLUMNS` (IDENTITIES_DETAILS as VENDOR_APIS.md chose them); a
-SEARCH_EXPORT has its ``columns`` argument (or its index's default columns). A task ended
-ERROR or TERMINATED has no file (404). Job timing: ``latency`` is seconds from launch to
-completion (with ``latency_max``: drawn from that range by the seeded random), and
-``latency_by_report`` overrides it per report type with a number or a ``[low, high]``;
-``rows`` / ``rows_by_report`` size the reports.
+Our CHOICES, each a field of :class:`SailPointSettings` (patchable at ``/_sim/config``;
+:data:`HOSTILE` sets each to its least convenient alternative): which running task a run
+gets back (``running_task_match``: same report type, or same arguments too); which client
+ids are personal access tokens (``pat_clients``) and whether cancel is refused 403 to API
+clients (``cancel_requires_pat``); an unknown task's result (``unknown_result``: 404
+ErrorResponseDto or ``{}``); the Content-Type of SEARCH_EXPORT's zip (``zip_content_type``:
+``application/zip`` or ``application/csv``) and whether its member CSVs differ in header
+(``zip_member_headers``); the file asked for before the task is done is a 400 (or 404)
+(``file_before_done_status``); the task ``type`` (``task_type``); how a healthy task ends
+(``healthy_completion``: SUCCESS or WARNING) and a failed one (``failed_completion``: ERROR
+or TEMP_ERROR, both ``FAILURE`` results); report types listed in ``forbidden_report_types``
+are refused with 403. Not settings: an unknown or malformed token is 401 ``{"error": "JWT
+validation failed: JWT is invalid"}``; a cancel of an unknown task is a 400; a cancelled
+task ends TERMINATED. Column names are unpublished: ours are in :data:`REPORT_COLUMNS`
+(IDENTITIES_DETAILS as VENDOR_APIS.md chose them); a SEARCH_EXPORT has its ``columns``
+argument (or its index's default columns). A task ended ERROR or TERMINATED has no file
+(404). Job timing: ``latency`` is seconds from launch to completion (with ``latency_max``:
+drawn from that range by the seeded random), and ``latency_by_report`` overrides it per
+report type with a number or a ``[low, high]``; ``rows`` / ``rows_by_report`` size the
+reports.
+
+Every answer is also logged (bounded) for the tests' OpenAPI check: ``GET /_sim/responses``
+(:mod:`include.simulators.sailpoint_responses`).
 
 Faults (``base.FaultInjector``): ``rate_limit`` (429, Retry-After in seconds or HTTP-date
 form), ``server_error`` (``status``, ErrorResponseDto), ``job_failure`` (the next run
@@ -67,17 +75,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from compliance_exports.core.errors import ExportValidationError
-from compliance_exports.vendors.sailpoint.reports import (
-    SEARCH_INDICES,
-    TASK_TYPES,
-    ReportType,
-    available_formats,
-    check_file_format,
-    download_content_type,
-    report_type,
-    validate_arguments,
-)
 from include.simulators import RunningSimulator
 from include.simulators.base import (
     Fault,
@@ -99,22 +96,47 @@ from include.simulators.data import (
     rendered,
 )
 from include.simulators.pdf import write_table_pdf
+from include.simulators.sailpoint_reports import (
+    INDEX_NAMES,
+    TASK_KINDS,
+    ArgumentError,
+    SimReport,
+    checked_run,
+    download_format,
+)
+from include.simulators.sailpoint_responses import install_response_log
 
 EXPIRED_TOKEN = {"error": "JWT validation failed: JWT is expired"}
 INVALID_TOKEN = {"error": "JWT validation failed: JWT is invalid"}
 RATE_LIMITED = {"message": " Rate Limit Exceeded "}
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
-TASK_STATUS_PATH = "/v3/task-status/{task_id}"
 SPOOL_BYTES = 4 * 1024 * 1024
 DOWNLOAD_CHUNK = 64 * 1024
 
 
+RunningTaskMatch = Literal["report_type", "same_arguments"]
+UnknownResult = Literal["not_found", "empty"]
+ZipContentType = Literal["application/zip", "application/csv"]
+ZipMemberHeaders = Literal["same", "per_index"]
+
+
 @dataclass
 class SailPointSettings:
-    """Runtime behaviour of the simulator; every field can be patched at ``/_sim/config``."""
+    """Runtime behaviour of the simulator; every field can be patched at ``/_sim/config``.
 
-    client_id: str = "sailpoint-sim-client"
+    The CHOICE settings (the spec leaves the behaviour open): ``running_task_match``,
+    ``pat_clients`` with ``cancel_requires_pat``, ``unknown_result``, ``zip_content_type``,
+    ``zip_member_headers``, ``file_before_done_status``, ``task_type``,
+    ``healthy_completion``, ``failed_completion``, ``forbidden_report_types``.
+    """
+
+    client_id: str = "sailpoint-sim-client"  # an API client (applicationAuth)
     client_secret: str = "sailpoint-sim-secret"  # noqa: S105 - the simulator's own test secret
+    # CHOICE: personal access tokens (userAuth): client id -> secret, accepted at /oauth/token
+    # beside the API client above; a token issued to one of these ids is a PAT token
+    pat_clients: dict[str, str] = field(default_factory=dict)
+    # CHOICE: cancel is declared for userAuth only: True refuses it (403) to API clients
+    cancel_requires_pat: bool = False
     token_ttl: float = 749.0  # seconds, the token's expires_in
     rate_limit: int = 100  # requests per token per window
     rate_window: float = 10.0  # seconds
@@ -128,16 +150,33 @@ class SailPointSettings:
     healthy_completion: Literal["SUCCESS", "WARNING"] = "SUCCESS"
     failed_completion: Literal["ERROR", "TEMP_ERROR"] = "ERROR"  # a job_failure task
     file_before_done_status: int = 400  # 400 or 404
-    running_result_status: Literal["absent", "null"] = "absent"
     forbidden_report_types: list[str] = field(default_factory=list)
+    # DOC default (the hostile reading): a run of a report type that has a running task gets
+    # that task back whatever its arguments; CHOICE "same_arguments": only identical arguments
+    running_task_match: RunningTaskMatch = "report_type"
+    # CHOICE: the result of an unknown task id: 404 ErrorResponseDto, or an empty object
+    unknown_result: UnknownResult = "not_found"
+    # CHOICE: the Content-Type SEARCH_EXPORT's zip is served with (the spec lists csv/pdf only)
+    zip_content_type: ZipContentType = "application/zip"
+    # CHOICE: "per_index" gives each member CSV of the zip its own header (different columns)
+    zip_member_headers: ZipMemberHeaders = "same"
 
     def __post_init__(self) -> None:
-        if self.task_type not in TASK_TYPES:
-            raise ValueError(f"task_type {self.task_type!r} is not one of {TASK_TYPES}")
+        if self.task_type not in TASK_KINDS:
+            raise ValueError(f"task_type {self.task_type!r} is not one of {TASK_KINDS}")
         if self.file_before_done_status not in (400, 404):
             raise ValueError("file_before_done_status must be 400 or 404")
         if self.token_ttl <= 0 or self.rate_limit <= 0 or self.rate_window <= 0:
             raise ValueError("token_ttl, rate_limit and rate_window must be positive")
+
+    def is_pat(self, client_id: str) -> bool:
+        """Whether ``client_id``'s tokens are personal access tokens (userAuth)."""
+        return client_id in self.pat_clients
+
+    def known_client(self, client_id: str, secret: str) -> bool:
+        if (client_id, secret) == (self.client_id, self.client_secret):
+            return True
+        return client_id in self.pat_clients and self.pat_clients[client_id] == secret
 
     def rows_for(self, report: str) -> int:
         return int(self.rows_by_report.get(report, self.rows))
@@ -153,6 +192,31 @@ class SailPointSettings:
         if not 0 <= low <= high:
             raise ValueError(f"latency range {spec!r} of {report} is not [low, high]")
         return rng.uniform(low, high)
+
+
+HOSTILE: dict[str, Any] = {
+    # a run of a report type already running gets that (possibly foreign) task back
+    "running_task_match": "report_type",
+    # cancel is declared for userAuth only: an API client's cancel is refused with 403
+    "cancel_requires_pat": True,
+    # an unknown task id's result is an empty object, not a 404 naming the problem
+    "unknown_result": "empty",
+    # SEARCH_EXPORT's zip is served as application/csv, the only type the spec lists for it
+    "zip_content_type": "application/csv",
+    # the zip's member CSVs differ in header: one table per index, not one table
+    "zip_member_headers": "per_index",
+    # asking for the file before the task is done is a 404 (looks like an unknown task)
+    "file_before_done_status": 404,
+    # a healthy task ends WARNING (with a message), not SUCCESS
+    "healthy_completion": "WARNING",
+    # a failed task ends TEMP_ERROR, not ERROR
+    "failed_completion": "TEMP_ERROR",
+    # the task type is the least common one of the enum
+    "task_type": "QUEUED_TASK",
+}
+"""Settings that set every SailPoint CHOICE to its least convenient documented-compatible
+alternative (the unified ``/reports/v1`` layout needs no setting: both layouts are always
+served from one root, and the client picks one with its ``api_layout`` connection extra)."""
 
 
 # --------------------------------------------------------------------------- report rows
@@ -321,18 +385,38 @@ SEARCH_DATASET = Dataset(
 )
 
 
+INDEX_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "accessprofiles": ("source.name", "description"),
+    "accountactivities": ("source.name", "modified"),
+    "entitlements": ("source.name", "privileged"),
+    "events": ("description", "created"),
+    "identities": ("email", "attributes.department", "attributes.employeeNumber"),
+    "roles": ("privileged", "accessCount"),
+}
+"""CHOICE (``zip_member_headers="per_index"``): the columns an index's CSV adds."""
+
+
 def search_indices(arguments: Mapping[str, Any]) -> tuple[str, ...]:
     """The indices a SEARCH_EXPORT reads: its ``indices``; all of them when absent or ``*``."""
-    named = tuple(i for i in SEARCH_INDICES if i != "*")
+    named = tuple(i for i in INDEX_NAMES if i != "*")
     chosen = arguments.get("indices") or ["*"]
     return named if "*" in chosen else tuple(chosen)
 
 
 def search_columns(arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """DOC: a SEARCH_EXPORT's columns are its ``columns`` argument (CHOICE: ours without)."""
     columns = arguments.get("columns")
     if not columns:
         return SEARCH_DEFAULT_COLUMNS
     return tuple(c.strip() for c in str(columns).split(","))
+
+
+def member_columns(arguments: Mapping[str, Any], index: str, headers: str) -> tuple[str, ...]:
+    """The header of one index's CSV in the zip: the same for all, or per index (CHOICE)."""
+    columns = search_columns(arguments)
+    if headers != "per_index":
+        return columns
+    return columns + tuple(c for c in INDEX_COLUMNS.get(index, ()) if c not in columns)
 
 
 # --------------------------------------------------------------------------- errors
@@ -371,6 +455,7 @@ def error_response(status: int, text: str, headers: Mapping[str, str] | None = N
 @dataclass
 class IssuedToken:
     expires_at: float
+    client_id: str = ""
     window_start: float = 0.0
     window_count: int = 0
 
@@ -393,7 +478,7 @@ class TokenIssuer:
         signature = secrets.token_bytes(32)
         token = ".".join(_b64(part) for part in (_json(header), _json(claims), signature))
         with self._lock:
-            self._tokens[token] = IssuedToken(expires_at=now + ttl)
+            self._tokens[token] = IssuedToken(expires_at=now + ttl, client_id=client_id)
             self.state.facts["tokens_issued"] += 1
         return {
             "access_token": token,
@@ -422,6 +507,11 @@ class TokenIssuer:
         if time.time() >= issued.expires_at:
             raise SimulatedResponse(JSONResponse(EXPIRED_TOKEN, status_code=401))
         return token
+
+    def client_of(self, token: str) -> str:
+        """The client id ``token`` was issued to."""
+        with self._lock:
+            return self._tokens[token].client_id
 
     def count_request(self, token: str) -> None:
         """Count one request of ``token``; raises a 429 response over the limit."""
@@ -475,7 +565,7 @@ class ReportTask:
     """One report run (a task result)."""
 
     id: str
-    report: ReportType
+    report: SimReport
     arguments: dict[str, Any]
     rows: int
     task_type: str
@@ -508,13 +598,14 @@ class ReportTask:
 
     def files(self) -> dict[str, int]:
         """The CSVs of a zipped report (name -> rows); one entry for other reports."""
-        if not self.report.zipped:
+        if not self.report.zip_of_csvs:
             return {self.report.name: self.rows}
         return {f"{index}.csv": self.rows for index in search_indices(self.arguments)}
 
     @property
     def formats(self) -> tuple[str, ...]:
-        return available_formats(self.report, self.arguments)
+        """DOC: ``availableFormats`` (CSV and PDF unless ``selectedFormats`` says)."""
+        return self.report.formats(self.arguments)
 
     def details(self) -> dict[str, Any]:
         """The ``TaskResultDetails`` body."""
@@ -536,8 +627,8 @@ class ReportTask:
             "progress": "Completed" if self.done else "Generating report",
         }
 
-    def results(self, running_status: str) -> dict[str, Any]:
-        """The ``ReportResults`` body; no ``status`` (or ``null``) while running."""
+    def results(self) -> dict[str, Any]:
+        """The ``ReportResults`` body; DOC: no ``status`` while running (none exists)."""
         body: dict[str, Any] = {
             "reportType": self.report.name,
             "taskDefName": self.task_def_name,
@@ -551,9 +642,7 @@ class ReportTask:
             body["duration"] = int((self.completed - self.launched).total_seconds() * 1000)
             failed = RESULT_STATUS[self.completion_status] == "FAILURE"
             body["rows"] = 0 if failed else self.total_rows
-        elif running_status == "null":
-            body["status"] = None
-        body["availableFormats"] = [f.upper() for f in self.formats]
+        body["availableFormats"] = list(self.formats)
         return body
 
     def fact(self) -> dict[str, Any]:
@@ -564,6 +653,8 @@ class ReportTask:
             "resultStatus": RESULT_STATUS.get(self.completion_status or ""),
             "reportType": self.report.name,
             "arguments": self.arguments,
+            "messages": self.messages,
+            "launcher": self.launcher,
         }
 
 
@@ -593,8 +684,11 @@ class ReportTasks:
         self.cancellations: list[str] = []
         self._publish()
 
-    def run(self, report: ReportType, arguments: dict[str, Any], path: str) -> ReportTask:
-        running = self._running(report_key(report.name, arguments))
+    def run(
+        self, report: SimReport, arguments: dict[str, Any], path: str, launcher: str
+    ) -> ReportTask:
+        """DOC: "If non-concurrent task is already running then it returns" that task."""
+        running = self._running(report.name, arguments)
         if running is not None:
             return running
         now = _now()
@@ -606,7 +700,7 @@ class ReportTasks:
             task_type=self.settings.task_type,
             created=now,
             launched=now,
-            launcher=self.settings.client_id,
+            launcher=launcher,
             fails=self.state.faults.take("job_failure", path) is not None,
             never_finishes=self.state.faults.take("never_finish", path) is not None,
         )
@@ -617,9 +711,15 @@ class ReportTasks:
         self._publish()
         return task
 
-    def _running(self, key: str) -> ReportTask | None:
+    def _running(self, report: str, arguments: Mapping[str, Any]) -> ReportTask | None:
+        """The running task a run gets back: of its report type (DOC, the default reading),
+        or of its report type and arguments (CHOICE ``running_task_match="same_arguments"``).
+        """
+        key = report_key(report, arguments)
         for task in self.tasks.values():
-            if not task.done and task.same_report_key == key:
+            if task.done or task.report.name != report:
+                continue
+            if self.settings.running_task_match == "report_type" or task.same_report_key == key:
                 return task
         return None
 
@@ -705,12 +805,16 @@ class _ChunkSink(io.RawIOBase):
         return chunk
 
 
-def zip_body(seed: int, task: ReportTask) -> Iterator[bytes]:
-    """SEARCH_EXPORT: a zip with one CSV per index, streamed as it is compressed."""
+def zip_body(seed: int, task: ReportTask, headers: str = "same") -> Iterator[bytes]:
+    """DOC: SEARCH_EXPORT is a zip of CSVs, one per index (CHOICE), streamed.
+
+    ``headers`` (CHOICE ``zip_member_headers``): ``same`` columns in every CSV, or
+    ``per_index`` columns (each index's CSV adds its own, see :data:`INDEX_COLUMNS`).
+    """
     sink = _ChunkSink()
-    columns = search_columns(task.arguments)
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for index in search_indices(task.arguments):
+            columns = member_columns(task.arguments, index, headers)
             variant = report_key(task.report.name, task.arguments) + "/" + index
             rows = SEARCH_DATASET.rows(seed, task.rows, variant=variant)
             with archive.open(f"{index}.csv", "w") as member:
@@ -792,13 +896,19 @@ def spool_chunks(chunks: Iterator[bytes]) -> tuple[IO[bytes], int]:
     return spool, size
 
 
+CONTENT_TYPES: Mapping[str, str] = {"csv": "application/csv", "pdf": "application/pdf"}  # DOC
+
+
 async def file_response(
     state: SimState, task: ReportTask, file_format: str, filename: str, path: str
 ) -> Response:
     """The report file, streamed (cut short by an armed truncate/drop_connection fault)."""
+    settings: SailPointSettings = state.settings
     size: int | None = None
-    if task.report.zipped:
-        chunks = zip_body(state.seed, task)
+    media_type = CONTENT_TYPES[file_format]
+    if task.report.zip_of_csvs:
+        chunks = zip_body(state.seed, task, settings.zip_member_headers)
+        media_type = settings.zip_content_type
     elif file_format == "csv":
         chunks = csv_body(state.seed, task)
     else:
@@ -809,13 +919,13 @@ async def file_response(
         path,
         chunks=chunks,
         size=size,
-        media_type=download_content_type(task.report.name, file_format),
+        media_type=media_type,
         headers={"Content-disposition": f'attachment;filename="{filename}"'},
     )
 
 
 def download_filename(task: ReportTask, name: str | None, file_format: str) -> str:
-    extension = "zip" if task.report.zipped else file_format
+    extension = "zip" if task.report.zip_of_csvs else file_format
     stem = (name or f"{task.report.name}_{task.id}").strip().replace('"', "")
     return stem if stem.lower().endswith(f".{extension}") else f"{stem}.{extension}"
 
@@ -832,8 +942,11 @@ class SailPointApi:
         self.tokens = TokenIssuer(state, settings)
         self.tasks = ReportTasks(state, settings)
 
-    def guard(self, request: Request) -> None:
-        """Authenticate, rate-limit and inject request faults, in the vendor's order."""
+    def guard(self, request: Request) -> str:
+        """Authenticate, rate-limit and inject request faults, in the vendor's order.
+
+        Returns the client id the request's token was issued to.
+        """
         path = request.url.path
         token = self.tokens.check(request.headers.get("authorization"), self.state.faults, path)
         if fault := self.state.faults.take("rate_limit", path):
@@ -843,14 +956,17 @@ class SailPointApi:
         if fault := self.state.faults.take("server_error", path):
             text = f"An internal fault occurred (simulated, HTTP {fault.status})."
             raise SimulatedResponse(error_response(fault.status, text))
+        return self.tokens.client_of(token)
 
-    def task(self, task_id: str) -> ReportTask:
+    def task(self, task_id: str, missing_status: int = 404) -> ReportTask:
         task = self.tasks.tasks.get(task_id)
         if task is None:
-            raise SimulatedResponse(error_response(404, f"Task result {task_id} was not found."))
+            text = f"Task result {task_id} was not found."
+            raise SimulatedResponse(error_response(missing_status, text))
         return task
 
     async def token(self, request: Request) -> Response:
+        """DOC: ``grant_type=client_credentials&client_id=..&client_secret=..``."""
         fields = dict(request.query_params)
         if request.headers.get("content-type", "").startswith("application/x-www-form"):
             fields.update((await request.form()).items())  # type: ignore[arg-type]
@@ -863,45 +979,44 @@ class SailPointApi:
                 "error_description": "grant_type must be client_credentials",
             }
             return JSONResponse(body, status_code=400)
-        if (client_id, client_secret) != (self.settings.client_id, self.settings.client_secret):
+        if not self.settings.known_client(client_id, client_secret):
             body = {"error": "invalid_client", "error_description": "Bad credentials"}
             return JSONResponse(body, status_code=401)
         return JSONResponse(self.tokens.issue(client_id))
 
     async def run(self, request: Request) -> Response:
-        self.guard(request)
+        """DOC: ``ReportDetails`` in, 200 ``TaskResultDetails`` out (400 on a bad body)."""
+        client = self.guard(request)
         try:
             body = await request.json()
         except ValueError:
             return error_response(400, "The request body is not valid JSON.")
-        if not isinstance(body, dict):
-            return error_response(400, "The request body must be a ReportDetails object.")
-        arguments = body.get("arguments") or {}
         try:
-            report = report_type(body.get("reportType"))
-            validate_arguments(report, arguments)
-        except ExportValidationError as exc:
+            report, arguments = checked_run(body)
+        except ArgumentError as exc:
             return error_response(400, str(exc))
         if report.name in self.settings.forbidden_report_types:
             return error_response(403, f"The client may not run {report.name} reports.")
-        task = self.tasks.run(report, dict(arguments), request.url.path)
+        task = self.tasks.run(report, arguments, request.url.path, client)
         return JSONResponse(task.details())
 
     def result(self, request: Request, task_id: str) -> Response:
+        """DOC: ``ReportResults``; an unknown task: 404 or ``{}`` (CHOICE ``unknown_result``)."""
         self.guard(request)
         task = self.tasks.tasks.get(task_id)
-        if task is None:
+        if task is None and self.settings.unknown_result == "empty":
             return JSONResponse({})
-        return JSONResponse(task.results(self.settings.running_result_status))
+        return JSONResponse(self.task(task_id).results())
 
     async def file(self, request: Request, task_id: str) -> Response:
+        """DOC: the file in ``fileFormat`` (csv|pdf), ``Content-disposition: attachment``."""
         self.guard(request)
         task = self.task(task_id)
         try:
-            file_format = check_file_format(
+            file_format = download_format(
                 task.report, task.arguments, request.query_params.get("fileFormat")
             )
-        except ExportValidationError as exc:
+        except ArgumentError as exc:
             return error_response(400, str(exc))
         if not task.done:
             status = self.settings.file_before_done_status
@@ -914,14 +1029,18 @@ class SailPointApi:
         return await file_response(self.state, task, file_format, name, request.url.path)
 
     async def cancel(self, request: Request, task_id: str) -> Response:
-        self.guard(request)
-        self.tasks.cancel(self.task(task_id))
-        return Response(status_code=204)
+        """DOC: 204, no body; the responses declared are 204/400/401/403/429/500.
 
-    def task_status(self, request: Request, task_id: str) -> Response:
-        """``GET /v3/task-status/{id}``: the task's ``TaskResultDetails`` (completionStatus)."""
-        self.guard(request)
-        return JSONResponse(self.task(task_id).details())
+        An unknown task is a 400 ErrorResponseDto (CHOICE among the declared ones: no 404);
+        with ``cancel_requires_pat`` an API client's token is refused 403 (CHOICE: cancel
+        is declared for ``userAuth`` only); the task then ends TERMINATED (CHOICE).
+        """
+        client = self.guard(request)
+        if self.settings.cancel_requires_pat and not self.settings.is_pat(client):
+            text = "Cancelling a report needs a personal access token (userAuth)."
+            return error_response(403, text)
+        self.tasks.cancel(self.task(task_id, missing_status=400))
+        return Response(status_code=204)
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -967,10 +1086,10 @@ def build_app(
     api = SailPointApi(state, settings)
     app = simulator_app("SailPoint ISC reports (simulator)", api)
     app.add_api_route("/oauth/token", api.token, methods=["POST"])
-    app.add_api_route(TASK_STATUS_PATH, api.task_status, methods=["GET"])
     for prefix in LAYOUTS.values():
         app.include_router(api.router(), prefix=prefix)
     install_common(app, state)
+    install_response_log(app)
     return app
 
 

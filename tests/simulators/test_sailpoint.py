@@ -15,9 +15,9 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
-from compliance_exports.vendors.sailpoint.reports import REPORT_TYPES, SEARCH_INDICES
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.sailpoint import REPORT_COLUMNS
+from tests.openapi.sailpoint_validator import assert_answers_valid
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,26 @@ LATENCY = 0.1  # seconds a report task runs
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
 IDENTITIES_DETAILS = {"reportType": "IDENTITIES_DETAILS", "arguments": {"correlatedOnly": True}}
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+# DOC (the spec's per-type argument schemas): the required arguments of each report type.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "ACCOUNTS": ("application", "sourceName"),
+    "IDENTITIES_DETAILS": ("correlatedOnly",),
+    "IDENTITIES": (),
+    "IDENTITY_PROFILE_IDENTITY_ERROR": ("authoritativeSource",),
+    "ORPHAN_IDENTITIES": (),
+    "UNCORRELATED_ACCOUNTS": (),
+    "SEARCH_EXPORT": ("query",),
+}
+# DOC: the search Index enum, without "*" (which means all of them).
+INDICES = ("accessprofiles", "accountactivities", "entitlements", "events", "identities", "roles")
+# The settings a test may change, at their defaults (restored after each test).
+DEFAULTS: dict[str, Any] = {
+    "latency": LATENCY, "task_type": "QUARTZ", "rows": ROWS, "file_before_done_status": 400,
+    "healthy_completion": "SUCCESS", "failed_completion": "ERROR", "forbidden_report_types": [],
+    "rows_by_report": {}, "latency_by_report": {}, "running_task_match": "report_type",
+    "unknown_result": "not_found", "zip_content_type": "application/zip",
+    "zip_member_headers": "same", "cancel_requires_pat": False, "pat_clients": {},
+}  # fmt: skip
 
 
 class Tenant:
@@ -82,10 +102,9 @@ class Tenant:
     def cancel(self, task_id: str, layout: str = "v3") -> httpx.Response:
         return self.http.post(f"{LAYOUTS[layout]}/{task_id}/cancel", headers=self.headers)
 
-    def task_status(self, task_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v3/task-status/{task_id}", headers=self.headers)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
+    def export(self, task_id: str) -> dict[str, Any]:
+        """The simulator's facts of one task (completion status, messages, rows)."""
+        body: dict[str, Any] = self.facts()["exports"][task_id]
         return body
 
     def arm(self, **fault: Any) -> None:
@@ -123,12 +142,7 @@ def tenant(shared_tenant: Tenant) -> Iterator[Tenant]:
     shared_tenant.headers = {"Authorization": f"Bearer {shared_tenant.token()}"}
     yield shared_tenant
     shared_tenant.admin.delete("/_sim/faults")
-    shared_tenant.configure(
-        latency=LATENCY, running_result_status="absent", task_type="QUARTZ", rows=ROWS,
-        file_before_done_status=400, healthy_completion="SUCCESS", failed_completion="ERROR",
-        forbidden_report_types=[],
-        rows_by_report={}, latency_by_report={},
-    )  # fmt: skip
+    shared_tenant.configure(**DEFAULTS)
 
 
 @pytest.fixture
@@ -145,7 +159,10 @@ def own_tenant() -> Iterator[Any]:
     yield make
     for sim, client in started:
         client.close()
-        sim.stop()
+        try:
+            assert_answers_valid(sim.base_url)  # every answer as tests/openapi declares
+        finally:
+            sim.stop()
 
 
 def error_text(response: httpx.Response) -> str:
@@ -244,7 +261,7 @@ class TestToken:
         assert expires_in == 0.3
         assert expired.status_code == 401
         assert expired.json() == {"error": "JWT validation failed: JWT is expired"}
-        assert fresh.status_code == 200
+        assert fresh.status_code == 404  # authenticated: the task is unknown
 
     def test_token_expiry_fault_expires_a_valid_token(self, tenant: Tenant) -> None:
         tenant.arm(kind="token_expiry")
@@ -255,7 +272,7 @@ class TestToken:
         assert first.status_code == again.status_code == 401
         assert first.json() == {"error": "JWT validation failed: JWT is expired"}
         tenant.headers = {"Authorization": f"Bearer {tenant.token()}"}
-        assert tenant.result("abc") == {}
+        assert poll_unknown(tenant, tenant.headers).status_code == 404
 
 
 def _client(tenant: Tenant) -> dict[str, str]:
@@ -305,7 +322,15 @@ class TestReportLifecycle:
         assert done["availableFormats"] == ["CSV", "PDF"]
         assert {"reportType", "taskDefName", "created"} <= set(done)
 
-    def test_unknown_task_result_is_an_empty_object(self, tenant: Tenant, layout: str) -> None:
+    def test_unknown_task_result_is_404_by_default(self, tenant: Tenant, layout: str) -> None:
+        response = tenant.http.get(f"{LAYOUTS[layout]}/{'0' * 32}/result", headers=tenant.headers)
+
+        assert response.status_code == 404
+        assert "0" * 32 in error_text(response)
+
+    def test_unknown_task_result_may_be_an_empty_object(self, tenant: Tenant, layout: str) -> None:
+        tenant.configure(unknown_result="empty")
+
         assert tenant.result("0" * 32, layout) == {}
 
     def test_csv_file(self, tenant: Tenant, layout: str) -> None:
@@ -330,7 +355,7 @@ class TestReportLifecycle:
 
         assert cancelled.status_code == 204
         assert tenant.result(task_id, layout)["status"] == "TERMINATED"
-        assert tenant.task_status(task_id)["completionStatus"] == "TERMINATED"
+        assert tenant.export(task_id)["messages"][-1]["key"] == "cloud_report_terminated"
         assert tenant.file(task_id, layout, fileFormat="csv").status_code == 404
         facts = tenant.facts()
         assert task_id in facts["cancellations"]
@@ -339,7 +364,8 @@ class TestReportLifecycle:
 
 class TestReports:
     def test_running_report_is_returned_again_until_it_ends(self, tenant: Tenant) -> None:
-        tenant.configure(latency=30)
+        """CHOICE running_task_match="same_arguments": only identical arguments share a task."""
+        tenant.configure(latency=30, running_task_match="same_arguments")
         first = tenant.started(IDENTITIES_DETAILS)
         again = tenant.started(IDENTITIES_DETAILS, "unified")
         other = tenant.started(
@@ -392,7 +418,7 @@ class TestReports:
             assert table[0] == ["id", "name", "source.name"]
             assert len(table) - 1 == ROWS
         assert result["rows"] == 2 * ROWS == tenant.facts()["exports"][task_id]["rows"]
-        assert result["availableFormats"] == ["CSV"]
+        assert result["availableFormats"] == ["CSV", "PDF"]  # DOC: no selectedFormats argument
 
     def test_search_export_without_indices_reads_every_index(self, tenant: Tenant) -> None:
         task_id = tenant.started({"reportType": "SEARCH_EXPORT", "arguments": {"query": "*"}})
@@ -400,7 +426,7 @@ class TestReports:
 
         archive = zipfile.ZipFile(io.BytesIO(tenant.file(task_id, fileFormat="csv").content))
 
-        assert archive.namelist() == [f"{i}.csv" for i in SEARCH_INDICES if i != "*"]
+        assert archive.namelist() == [f"{i}.csv" for i in INDICES]
 
     def test_search_export_has_no_pdf(self, tenant: Tenant) -> None:
         task_id = tenant.started({"reportType": "SEARCH_EXPORT", "arguments": {"query": "x"}})
@@ -435,8 +461,11 @@ class TestReports:
         assert response.status_code == 404
         assert "f" * 32 in error_text(response)
 
-    def test_cancel_of_unknown_task_is_404(self, tenant: Tenant) -> None:
-        assert tenant.cancel("e" * 32).status_code == 404
+    def test_cancel_of_unknown_task_is_a_declared_400(self, tenant: Tenant) -> None:
+        response = tenant.cancel("e" * 32)
+
+        assert response.status_code == 400  # cancel declares 204/400/401/403/429/500: no 404
+        assert "e" * 32 in error_text(response)
 
     def test_rows_per_report_are_configurable(self, tenant: Tenant) -> None:
         tenant.configure(rows_by_report={"IDENTITIES": 3})
@@ -459,10 +488,10 @@ class TestReports:
 class TestValidation:
     @pytest.mark.parametrize(
         ("report", "missing"),
-        [(name, arg) for name, report in REPORT_TYPES.items() for arg in report.required],
+        [(name, arg) for name, required in REQUIRED.items() for arg in required],
     )
     def test_required_arguments(self, tenant: Tenant, report: str, missing: str) -> None:
-        arguments = {a: _valid_value(a) for a in REPORT_TYPES[report].required if a != missing}
+        arguments = {a: _valid_value(a) for a in REQUIRED[report] if a != missing}
 
         response = tenant.run({"reportType": report, "arguments": arguments})
 
@@ -472,15 +501,15 @@ class TestValidation:
     def test_every_report_type_runs_with_its_required_arguments(self, tenant: Tenant) -> None:
         started = {
             name: tenant.started(
-                {"reportType": name, "arguments": {a: _valid_value(a) for a in report.required}}
+                {"reportType": name, "arguments": {a: _valid_value(a) for a in required}}
             )
-            for name, report in REPORT_TYPES.items()
+            for name, required in REQUIRED.items()
         }
 
         finished = {name: tenant.wait(task_id) for name, task_id in started.items()}
 
         assert {name: result["reportType"] for name, result in finished.items()} == {
-            name: name for name in REPORT_TYPES
+            name: name for name in REQUIRED
         }
         assert all(result["status"] == "SUCCESS" for result in finished.values())
 
@@ -488,7 +517,8 @@ class TestValidation:
         ("body", "field"),
         [
             ({"reportType": "PAYROLL"}, "reportType"),
-            ({"reportType": "IDENTITIES", "arguments": {"typo": 1}}, "arguments.typo"),
+            ({"reportType": "ORPHAN_IDENTITIES", "arguments": {"selectedFormats": ["csv"]}},
+             "arguments.selectedFormats[0]"),
             ({"reportType": "IDENTITIES_DETAILS", "arguments": {"correlatedOnly": "yes"}},
              "arguments.correlatedOnly"),
         ],
@@ -533,16 +563,6 @@ class TestChoices:
         assert "not complete" in error_text(early_400)
         tenant.cancel(task_id)
 
-    def test_running_status_may_be_null(self, tenant: Tenant) -> None:
-        tenant.configure(running_result_status="null", latency=30)
-        task_id = tenant.started(IDENTITIES_DETAILS)
-
-        result = tenant.result(task_id)
-
-        assert "status" in result
-        assert result["status"] is None
-        tenant.cancel(task_id)
-
     @pytest.mark.parametrize("task_type", ["QPOC", "MENTOS", "QUEUED_TASK"])
     def test_task_type(self, tenant: Tenant, task_type: str) -> None:
         tenant.configure(task_type=task_type)
@@ -556,8 +576,8 @@ class TestChoices:
         task_id = tenant.started({"reportType": "IDENTITIES", "arguments": {}})
 
         assert tenant.wait(task_id)["status"] == "WARNING"
-        status = tenant.task_status(task_id)
-        assert status["completionStatus"] == "WARNING"
+        status = tenant.export(task_id)
+        assert status["status"] == "WARNING"
         assert status["messages"][0]["type"] == "WARN"
         assert tenant.file(task_id, fileFormat="csv").status_code == 200
 
@@ -565,16 +585,16 @@ class TestChoices:
 class TestRateLimit:
     def test_per_token_limit_then_429_with_retry_after(self, own_tenant: Any) -> None:
         tenant = own_tenant(rate_limit=3, rate_window=60)
-        statuses = [poll_unknown(tenant, tenant.headers).status_code for _ in range(3)]
+        statuses = [poll_unknown(tenant, tenant.headers).status_code for _ in range(3)]  # 404s
 
         limited = poll_unknown(tenant, tenant.headers)
         other_token = poll_unknown(tenant, {"Authorization": f"Bearer {tenant.token()}"})
 
-        assert statuses == [200, 200, 200]
+        assert statuses == [404, 404, 404]
         assert limited.status_code == 429
         assert limited.json() == {"message": " Rate Limit Exceeded "}
         assert 1 <= int(limited.headers["Retry-After"]) <= 60
-        assert other_token.status_code == 200
+        assert other_token.status_code == 404
 
     def test_a_new_window_lets_requests_through(self, own_tenant: Any) -> None:
         tenant = own_tenant(rate_limit=1, rate_window=0.5)
@@ -584,7 +604,7 @@ class TestRateLimit:
         time.sleep(0.6)  # the window (0.5 s) has passed: not an assertion on timing
 
         assert limited is not None
-        assert poll_unknown(tenant, tenant.headers).status_code == 200
+        assert poll_unknown(tenant, tenant.headers).status_code == 404
 
     def test_default_limit_is_100_per_10_seconds(self, tenant: Tenant) -> None:
         config = tenant.admin.get("/_sim/config").json()
@@ -631,11 +651,11 @@ class TestFaults:
         task_id = tenant.started(IDENTITIES_DETAILS)
 
         result = tenant.wait(task_id)
-        status = tenant.task_status(task_id)
+        status = tenant.export(task_id)
 
         assert result["status"] == "FAILURE"
         assert result["rows"] == 0
-        assert status["completionStatus"] == completion
+        assert status["status"] == completion
         assert status["messages"][0]["type"] == "ERROR"
         assert status["messages"][0]["error"] is True
         assert status["messages"][0]["localizedText"]
@@ -717,6 +737,8 @@ class TestFacts:
             "reportType": "IDENTITIES_DETAILS",
             "arguments": {"correlatedOnly": True},
             "files": {"IDENTITIES_DETAILS": ROWS},
+            "messages": [],
+            "launcher": "sailpoint-sim-client",
         }
         assert done["vendor"] == "sailpoint"
         assert done["tokens_issued"] >= 1

@@ -8,8 +8,7 @@ IDENTITY_PROFILE_IDENTITY_ERROR (``authoritativeSource`` required), ORPHAN_IDENT
 UNCORRELATED_ACCOUNTS (``selectedFormats`` from CSV, PDF; both when absent),
 SEARCH_EXPORT (``query`` required, ``indices`` from the search Index enum, ``columns`` a
 comma-separated string, ``sort`` field names with an optional +/- prefix); the download
-``fileFormat`` csv|pdf; SEARCH_EXPORT's file is a zip of CSVs; the status words of
-``completionStatus`` and of ``ReportResults.status``.
+``fileFormat`` csv|pdf.
 
 Our CHOICES: ``defaultS3Bucket`` is optional (one spec revision lists it as required,
 the API docs do not); arguments not in the table are refused (typos fail fast; the
@@ -28,8 +27,6 @@ from typing import Any
 from compliance_exports.core.errors import ExportValidationError
 
 FILE_FORMATS: tuple[str, ...] = ("csv", "pdf")
-CONTENT_TYPES: Mapping[str, str] = {"csv": "application/csv", "pdf": "application/pdf"}
-ZIP_CONTENT_TYPE = "application/zip"  # CHOICE: undocumented for SEARCH_EXPORT downloads
 SELECTABLE_FORMATS: tuple[str, ...] = ("CSV", "PDF")
 SEARCH_INDICES: tuple[str, ...] = (
     "accessprofiles",
@@ -40,9 +37,6 @@ SEARCH_INDICES: tuple[str, ...] = (
     "roles",
     "*",
 )
-COMPLETION_STATUSES: tuple[str, ...] = ("SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMP_ERROR")
-RESULT_STATUSES: tuple[str, ...] = ("SUCCESS", "FAILURE", "WARNING", "TERMINATED")
-TASK_TYPES: tuple[str, ...] = ("QUARTZ", "QPOC", "MENTOS", "QUEUED_TASK")
 
 
 # --------------------------------------------------------------------------- argument kinds
@@ -140,12 +134,11 @@ _KINDS: Mapping[str, ArgumentCheck] = {
 
 @dataclass(frozen=True)
 class ReportType:
-    """One ``reportType``: its arguments and what the download looks like."""
+    """One ``reportType``: its arguments and the download formats it offers."""
 
     name: str
     arguments: tuple[Argument, ...]
     file_formats: tuple[str, ...] = FILE_FORMATS
-    zipped: bool = False  # the download is a zip of CSV files
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -186,14 +179,11 @@ REPORT_TYPES: Mapping[str, ReportType] = {
                 Argument("columns", "columns"),
                 Argument("sort", "sort"),
             ),
-            file_formats=("csv",),
-            zipped=True,
+            file_formats=("csv",),  # its file is a zip of CSVs
         ),
     )
 }
 """DOC: the seven report types and their arguments."""
-
-ZIP_REPORT_TYPES: frozenset[str] = frozenset(n for n, r in REPORT_TYPES.items() if r.zipped)
 
 
 # --------------------------------------------------------------------------- validation
@@ -266,15 +256,3 @@ def check_file_format(report: ReportType, arguments: Any, file_format: Any) -> s
             f"(it produces: {', '.join(offered)})",
         )
     return file_format.lower()
-
-
-def produces_zip(report_type_name: str) -> bool:
-    """Whether the report's download is a zip of CSV files (SEARCH_EXPORT)."""
-    return report_type(report_type_name).zipped
-
-
-def download_content_type(report_type_name: str, file_format: str) -> str:
-    """The Content-Type of a report download."""
-    if produces_zip(report_type_name):
-        return ZIP_CONTENT_TYPE
-    return CONTENT_TYPES[file_format.lower()]
