@@ -132,9 +132,9 @@ class TestWindow:
         assert query.to_params() == [
             ("range_start", "2026-11-21T00:00:00.000Z"),
             ("range_end", "2026-11-21T00:00:00.005Z"),
-            ("auditee_id[]", "p-1"),
-            ("event_type[]", "a"),
-            ("event_type[]", "c"),
+            ("auditee_id", "p-1"),
+            ("event_type", "a"),
+            ("event_type", "c"),
             ("file_type", "pdf"),
             ("locale", "en-GB"),
         ]

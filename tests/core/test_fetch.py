@@ -18,6 +18,7 @@ from compliance_exports.core.fetch import (
     ProgressLog,
     TruncatedDownloadError,
     as_day,
+    sniff_suffix,
 )
 from compliance_exports.core.hooks import Download, filename_from_disposition, safe_filename
 from compliance_exports.vendors.oleria.operators import OleriaExportOperator
@@ -137,3 +138,40 @@ class TestArguments:
         )
         with pytest.raises(ExportValidationError, match=field):
             op.validate()
+
+
+class TestSniffSuffix:
+    """A file's kind is confirmed by its bytes, whatever its name or Content-Type."""
+
+    @staticmethod
+    def zip_of(*names: str) -> bytes:
+        import zipfile
+
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            for name in names:
+                archive.writestr(name, "a,b\n1,2\n")
+        return out.getvalue()
+
+    def test_a_real_workbook_is_xlsx(self) -> None:
+        import openpyxl
+
+        out = io.BytesIO()
+        openpyxl.Workbook().save(out)
+        assert sniff_suffix(out.getvalue()[:65536]) == ".xlsx"
+
+    def test_a_zip_of_csvs_is_a_zip(self) -> None:
+        assert sniff_suffix(self.zip_of("identities.csv", "roles.csv")) == ".zip"
+
+    def test_a_pdf(self) -> None:
+        assert sniff_suffix(b"%PDF-1.7\n%...") == ".pdf"
+
+    @pytest.mark.parametrize("head", [b"id,name\n1,x\n", b"", b"PK\x03\x04short"])
+    def test_text_or_too_little_proves_nothing(self, head: bytes) -> None:
+        assert sniff_suffix(head) is None
+
+    def test_the_bytes_win_over_the_vendor_name_and_type(self) -> None:
+        op = OleriaExportOperator(task_id="f", context="identities", dataset="search", bucket="b")
+        download = Download(httpx.Response(200), "report.csv", "application/csv", None)
+        assert op.object_name(download, ".zip") == "search.zip"
+        assert op.object_name(download, None) == "search.csv"

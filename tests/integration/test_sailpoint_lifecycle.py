@@ -77,6 +77,24 @@ def test_search_export_zip_is_kept_whole(
         assert archive.namelist()
 
 
+def test_search_export_zip_served_as_csv_is_recognised_by_its_bytes(
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    """The spec lists only application/csv and application/pdf for the file, yet a
+    SEARCH_EXPORT is a zip of CSVs: the zip is stored (and landed) as a zip."""
+    search = {"query": "*", "indices": ["identities"], "columns": "id,name"}
+    configure(sailpoint, zip_content_type="application/csv")
+    try:
+        raw = export(
+            context, s3, report_type="SEARCH_EXPORT", arguments=search, dataset="search_export"
+        )
+    finally:
+        configure(sailpoint, zip_content_type="application/zip")
+    assert raw["key"].endswith("/search_export.zip")
+    assert raw["content_type"] == "application/csv"  # as the vendor said; the bytes decide
+    assert s3.read(raw["key"])[:4] == b"PK\x03\x04"
+
+
 def test_missing_required_argument_is_refused_before_any_request(
     sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
 ) -> None:

@@ -188,13 +188,13 @@ class TestParams:
         timezone="Europe/London",
     )
 
-    def test_brackets_encoding(self) -> None:
-        assert self.QUERY.to_params("brackets") == [
+    def test_arrays_go_as_repeated_keys_the_documented_form(self) -> None:
+        assert self.QUERY.to_params() == [
             ("range_start", "2026-11-01T00:00:00.000Z"),
             ("range_end", "2026-11-02T00:00:00.000Z"),
-            ("auditee_id[]", "p1"),
-            ("event_type[]", "LOGIN"),
-            ("event_type[]", "EXPORT"),
+            ("auditee_id", "p1"),
+            ("event_type", "LOGIN"),
+            ("event_type", "EXPORT"),
             ("metadata[entity_id]", "e9"),
             ("metadata[workflow_step]", "review"),
             ("file_type", "pdf"),
@@ -202,22 +202,8 @@ class TestParams:
             ("timezone", "Europe/London"),
         ]
 
-    def test_repeat_encoding_is_the_default(self) -> None:
-        params = self.QUERY.to_params()
-        assert params == self.QUERY.to_params("repeat")
-        assert [p for p in params if p[0].startswith(("event_type", "auditee_id"))] == [
-            ("auditee_id", "p1"),
-            ("event_type", "LOGIN"),
-            ("event_type", "EXPORT"),
-        ]
-
-    def test_unknown_style(self) -> None:
-        with pytest.raises(ValueError, match="array_style 'csv' is not one of repeat, brackets"):
-            self.QUERY.to_params("csv")  # type: ignore[arg-type]
-
-    @pytest.mark.parametrize("style", ["repeat", "brackets"])
-    def test_survives_a_real_query_string(self, style: Any) -> None:
-        pairs = self.QUERY.to_params(style)
+    def test_survives_a_real_query_string(self) -> None:
+        pairs = self.QUERY.to_params()
         assert parse_qsl(urlencode(pairs)) == pairs
 
 
@@ -243,8 +229,8 @@ def queries(draw: st.DrawFn) -> AuditExportQuery:
 
 
 @settings(max_examples=150, deadline=None)
-@given(queries(), st.sampled_from(["repeat", "brackets"]))
-def test_params_survive_url_encoding(query: AuditExportQuery, style: Any) -> None:
-    pairs = query.to_params(style)
+@given(queries())
+def test_params_survive_url_encoding(query: AuditExportQuery) -> None:
+    pairs = query.to_params()
     assert parse_qsl(urlencode(pairs)) == pairs
-    assert len(pairs) == len(query.to_params("repeat"))
+    assert not any(key.endswith("[]") for key, _ in pairs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import mimetypes
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,23 @@ _EXTENSIONS = {
     "application/zip": ".zip",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
 }
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_WORKBOOK_PARTS = ("[Content_Types].xml", "xl/", "docProps/", "_rels/")
+
+
+def sniff_suffix(head: bytes) -> str | None:
+    """The extension a file's first bytes prove: ``.pdf``, ``.xlsx`` or ``.zip``; None for
+    text (CSV) or anything unrecognised. An XLSX is a zip whose first member is one of
+    the workbook's parts (``[Content_Types].xml``, ``xl/...``)."""
+    if head.startswith(b"%PDF-"):
+        return ".pdf"
+    if not head.startswith(_ZIP_MAGIC) or len(head) < 30:
+        return None
+    name_length = int.from_bytes(head[26:28], "little")
+    first_member = head[30 : 30 + name_length].decode("utf-8", "replace")
+    return ".xlsx" if first_member.startswith(_WORKBOOK_PARTS) else ".zip"
 
 
 class RawObject(TypedDict):
@@ -286,10 +304,12 @@ class ExportFetchOperator(BaseOperator):
 
     def fetch_once(self, partition: Partition) -> RawObject:
         with self.open_download() as download:
-            key = partition.raw_key(self.object_name(download))
+            chunks = download.response.iter_bytes(64 * 1024)
+            first = next(chunks, b"")
+            key = partition.raw_key(self.object_name(download, sniff_suffix(first)))
             progress = ProgressLog(self.log.info, download.content_length, self.progress_interval)
             reader = HashingReader(
-                download.response.iter_bytes(64 * 1024),
+                itertools.chain([first], chunks),
                 expected_size=download.content_length,
                 progress=progress,
             )
@@ -314,14 +334,27 @@ class ExportFetchOperator(BaseOperator):
             request=redact(self.vendor_request()),
         )
 
-    def object_name(self, download: Download) -> str:
-        """Deterministic per partition (reruns overwrite): ``<dataset><ext>`` by default."""
+    def object_name(self, download: Download, sniffed: str | None = None) -> str:
+        """Deterministic per partition: ``<dataset><ext>`` by default.
+
+        The extension comes from the file's own bytes where they say (``sniffed``: a zip,
+        an XLSX workbook, a PDF), else from the vendor's file name, else its Content-Type:
+        a vendor that serves a zip as ``application/csv`` still lands a ``.zip``.
+        """
         if self.filename:
             return safe_filename(self.filename)
         suffix = "." + download.filename.rsplit(".", 1)[-1] if "." in download.filename else ""
         if suffix.lower() not in set(_EXTENSIONS.values()):
             mime = download.content_type.split(";")[0].strip().lower()
             suffix = _EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ".bin"
+        if sniffed and sniffed != suffix.lower():
+            self.log.warning(
+                "%s (%s) is a %s file by its bytes: stored as such",
+                download.filename,
+                download.content_type,
+                sniffed,
+            )
+            suffix = sniffed
         return safe_filename(f"{self.dataset}{suffix.lower()}")
 
     def upload(self, reader: HashingReader, key: str, download: Download) -> None:

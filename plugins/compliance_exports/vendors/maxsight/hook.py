@@ -16,7 +16,7 @@ import httpx
 from compliance_exports.core.auth import HeaderKey
 from compliance_exports.core.hooks import Download, ExportHook
 from compliance_exports.core.http import ApiCall, default_retry_after
-from compliance_exports.vendors.maxsight.query import ArrayStyle, AuditExportQuery
+from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 EXPORT_PATH = "/v5/audit-sentinel/events/export"
 
@@ -44,21 +44,19 @@ class MaxsightHook(ExportHook):
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         return HeaderKey(conn.password or "", header="apikey")
 
-    def export_call(self, query: AuditExportQuery, array_style: ArrayStyle) -> ApiCall:
+    def export_call(self, query: AuditExportQuery) -> ApiCall:
         return ApiCall(
             "GET",
             EXPORT_PATH,
-            params=query.to_params(array_style),
+            params=query.to_params(),
             headers={"Accept-Encoding": "identity"},
         )
 
     @contextmanager
-    def open_export(
-        self, query: AuditExportQuery, array_style: ArrayStyle = "repeat"
-    ) -> Iterator[Download]:
+    def open_export(self, query: AuditExportQuery) -> Iterator[Download]:
         """Stream the export file for ``query`` (retried like every call until it opens)."""
         transport = self.get_transport()
-        call = self.export_call(query, array_style)
+        call = self.export_call(query)
         with transport.open(call) as response:
             download = self.describe_download(response, f"audit-events.{query.file_type}")
             download.source_uri = transport.endpoint_uri(call.path)

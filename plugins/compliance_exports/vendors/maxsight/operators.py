@@ -11,7 +11,7 @@ from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.core.fetch import ExportFetchOperator
 from compliance_exports.core.hooks import Download
 from compliance_exports.vendors.maxsight.hook import EXPORT_PATH, MaxsightHook
-from compliance_exports.vendors.maxsight.query import ARRAY_STYLES, ArrayStyle, AuditExportQuery
+from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 QUERY_FIELDS = (
     "range_start",
@@ -64,7 +64,6 @@ class MaxsightAuditExportToS3Operator(ExportFetchOperator):
         file_type: str = "csv",
         locale: str = "en",
         timezone: str | None = None,
-        array_style: ArrayStyle = "brackets",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,13 +77,10 @@ class MaxsightAuditExportToS3Operator(ExportFetchOperator):
         self.file_type = file_type
         self.locale = locale
         self.timezone = timezone
-        self.array_style = array_style
         self._query: AuditExportQuery | None = None
 
     def validate(self) -> None:
         super().validate()
-        if self.array_style not in ARRAY_STYLES:
-            raise ExportValidationError("array_style", f"must be one of {ARRAY_STYLES}")
         self._query = AuditExportQuery(
             range_start=as_instant("range_start", self.range_start),
             range_end=as_instant("range_end", self.range_end),
@@ -107,5 +103,5 @@ class MaxsightAuditExportToS3Operator(ExportFetchOperator):
         assert self._query is not None, "validate() runs first"
         hook = self.hook
         assert isinstance(hook, MaxsightHook)
-        with hook.open_export(self._query, self.array_style) as download:
+        with hook.open_export(self._query) as download:
             yield download

@@ -104,7 +104,7 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
         query = counting_query(window.pdf_query(self._query), window.start, window.end)
         hook = self.hook
         assert isinstance(hook, MaxsightHook)
-        with hook.open_export(query, self.array_style) as download:
+        with hook.open_export(query) as download:
             return len(read_counting_csv(download.response.iter_bytes(1 << 16)))
 
     def _fetch_window(

@@ -9,10 +9,10 @@ an array of strings), ``file_type`` csv (default) | pdf, ``locale`` (default en)
 
 Our CHOICES:
 
-- arrays are sent as repeated keys, ``event_type=a&event_type=b`` ("repeat", the
-  default: the doc's own sample is ``event_type=assessment``); the undocumented
-  bracket form ``event_type[]=a`` ("brackets") stays available to operators that ask
-  for it, but a real API may ignore it (an unfiltered export) or refuse it;
+- arrays are sent as repeated keys, ``event_type=a&event_type=b`` (the doc's own sample
+  is ``event_type=assessment``; OpenAPI's default form style), never in the undocumented
+  bracket form ``event_type[]=a``, which a real API may ignore (an unfiltered export,
+  silently) or refuse;
 - timestamps go on the wire as UTC with milliseconds and ``Z``
   (``2026-11-21T23:00:00.000Z``); the model keeps millisecond precision (finer parts
   are truncated); on the wire a timestamp without an offset is read as UTC, in Python a
@@ -26,7 +26,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from compliance_exports.core.errors import ExportValidationError
@@ -52,8 +52,6 @@ ARRAY_PARAMETERS: tuple[str, ...] = ("auditee_id", "event_type", "sub_type", "sy
 DEFAULT_FILE_TYPE = "csv"
 DEFAULT_LOCALE = "en"
 
-ArrayStyle = Literal["repeat", "brackets"]
-ARRAY_STYLES: tuple[str, ...] = ("repeat", "brackets")
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
@@ -145,21 +143,18 @@ class AuditExportQuery:
     def is_pdf(self) -> bool:
         return self.file_type == "pdf"
 
-    def to_params(self, array_style: ArrayStyle = "repeat") -> list[tuple[str, str]]:
-        """The query string pairs, arrays in the chosen encoding (see module docstring)."""
-        if array_style not in ARRAY_STYLES:
-            raise ValueError(f"array_style {array_style!r} is not one of {', '.join(ARRAY_STYLES)}")
-        suffix = "[]" if array_style == "brackets" else ""
-        return list(self._pairs(suffix))
+    def to_params(self) -> list[tuple[str, str]]:
+        """The query string pairs, arrays as repeated keys (see module docstring)."""
+        return list(self._pairs())
 
-    def _pairs(self, suffix: str) -> Iterator[tuple[str, str]]:
+    def _pairs(self) -> Iterator[tuple[str, str]]:
         if self.range_start is not None:
             yield "range_start", format_api_timestamp(self.range_start)
         if self.range_end is not None:
             yield "range_end", format_api_timestamp(self.range_end)
         for name in ARRAY_PARAMETERS:
             for value in getattr(self, name):
-                yield f"{name}{suffix}", value
+                yield name, value
         for key in sorted(self.metadata):
             yield f"metadata[{key}]", self.metadata[key]
         yield "file_type", self.file_type

@@ -53,3 +53,8 @@ class VezaAccessReviewExportOperator(ExportOperator):
         )
         request = {"format": self.format, "certification_id": self.certification_id}
         return request | {name: value for name, value in fields.items() if value is not None}
+
+    def download_options(self) -> dict[str, Any]:
+        """The file's kind comes from the request (a response's ``format`` may be a number,
+        a name or absent); the download's Content-Type or bytes confirm it."""
+        return {"format": self.format}
