@@ -128,6 +128,19 @@ def s3(s3_server: LocalS3) -> Iterator[LocalS3]:
     s3_server.empty()
 
 
+def _start_all(profile: str) -> Iterator[dict[str, Any]]:
+    from include.simulators import VENDORS, start_simulator
+
+    running = {}
+    try:
+        for vendor in VENDORS:
+            running[vendor] = start_simulator(vendor, seed=1234, profile=profile)
+        yield running
+    finally:
+        for sim in running.values():
+            sim.stop()
+
+
 @pytest.fixture(scope="session")
 def simulators() -> Iterator[dict[str, Any]]:
     """All four vendor simulators on free loopback ports, connections pre-set.
@@ -135,18 +148,18 @@ def simulators() -> Iterator[dict[str, Any]]:
     Tests that need special settings (tiny token TTL, a given latency) start their own
     with ``include.simulators.start_simulator``.
     """
-    from include.simulators import VENDORS, start_simulator
-
-    running = {}
-    try:
-        for vendor in VENDORS:
-            sim = start_simulator(vendor, seed=1234)
-            running[vendor] = sim
+    for running in _start_all("default"):
+        for vendor, sim in running.items():
             set_connection(f"{vendor}_default", sim.connection())
         yield running
-    finally:
-        for sim in running.values():
-            sim.stop()
+
+
+@pytest.fixture(scope="session")
+def hostile_simulators() -> Iterator[dict[str, Any]]:
+    """The four simulators under the ``hostile`` profile: every CHOICE at its least
+    convenient documented-compatible alternative. Connections are not set: a test points
+    them here for its own duration (see ``tests/dags/test_dag_runs.py``)."""
+    yield from _start_all("hostile")
 
 
 def _reset(simulators: dict[str, Any]) -> None:

@@ -70,6 +70,8 @@ class LocalServices:
     ports: ServicePorts = field(default_factory=ServicePorts)
     seed: int = 20261121
     simulator_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the simulators' profile (include.simulators.PROFILES): ``SIM_PROFILE`` or default
+    profile: str = field(default_factory=lambda: os.environ.get("SIM_PROFILE") or "default")
     simulators: dict[str, RunningSimulator] = field(default_factory=dict)
     s3_endpoint: str = ""
     _moto: Any = None
@@ -83,6 +85,7 @@ class LocalServices:
                     host=self.host,
                     port=self.ports.simulator(index),
                     seed=self.seed,
+                    profile=self.profile,
                     **self.simulator_settings.get(vendor, {}),
                 )
         except BaseException:
@@ -148,6 +151,7 @@ class LocalServices:
 
     def describe(self) -> dict[str, Any]:
         return {
+            "simulator_profile": self.profile,
             "simulators": {
                 vendor: {
                     "base_url": sim.base_url,

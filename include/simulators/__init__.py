@@ -16,6 +16,10 @@ import httpx
 from include.simulators.base import SimulatorServer
 
 VENDORS: tuple[str, ...] = ("oleria", "veza", "sailpoint", "maxsight")
+#: ``default``: the vendors as their docs read most plainly; ``hostile``: every CHOICE at
+#: its least convenient documented-compatible alternative (each module's ``HOSTILE``).
+PROFILES: tuple[str, ...] = ("default", "hostile")
+PROFILE_ENV = "SIM_PROFILE"
 
 
 @dataclass
@@ -45,9 +49,20 @@ class RunningSimulator:
             server.stop()
 
 
-def start_simulator(vendor: str, **kwargs: Any) -> RunningSimulator:
+def profile_settings(vendor: str, profile: str) -> dict[str, Any]:
+    """The settings ``profile`` gives ``vendor``'s simulator (explicit settings win)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if profile == "default":
+        return {}
+    module = importlib.import_module(f"include.simulators.{vendor}")
+    return dict(module.HOSTILE)
+
+
+def start_simulator(vendor: str, *, profile: str = "default", **kwargs: Any) -> RunningSimulator:
+    """Start ``vendor``'s simulator with ``profile``'s settings under the given ones."""
     if vendor not in VENDORS:
         raise ValueError(f"unknown vendor {vendor!r}; known: {', '.join(VENDORS)}")
     module = importlib.import_module(f"include.simulators.{vendor}")
-    sim: RunningSimulator = module.start(**kwargs)
+    sim: RunningSimulator = module.start(**{**profile_settings(vendor, profile), **kwargs})
     return sim

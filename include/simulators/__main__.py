@@ -51,7 +51,15 @@ faults (--fault VENDOR:KIND[:FIELD=VALUE,...], repeatable):
   (seconds|http-date), after_bytes. Faults can also be armed at run time with
   POST <base url>/_sim/faults.
 
+profiles (--profile, or SIM_PROFILE):
+  default  the vendors as their docs read most plainly
+  hostile  every CHOICE at its least convenient documented-compatible alternative (each
+           simulator module's HOSTILE: e.g. Oleria repeats an expiring url, Veza drops
+           `format`, SailPoint returns another run's task, Maxsight ignores brackets and
+           stamps microseconds)
+
 examples:
+  python -m include.simulators --profile hostile --port-base 0
   python -m include.simulators --vendor veza --port-base 0 --set veza.rows=1000000
   python -m include.simulators --host 0.0.0.0 --advertise-host simulators \\
       --state-file /tmp/simulators.json
@@ -87,6 +95,13 @@ def parser() -> argparse.ArgumentParser:
         help="port of Oleria's download origin (default PORT_BASE+4)",
     )
     p.add_argument("--seed", type=int, default=0, help="data and fault seed (default 0)")
+    p.add_argument(
+        "--profile",
+        choices=("default", "hostile"),
+        default=os.environ.get("SIM_PROFILE") or "default",
+        help="hostile: every undocumented choice at its least convenient documented-"
+        "compatible alternative (default: $SIM_PROFILE or default); --set still wins",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -242,6 +257,7 @@ def start_all(args: argparse.Namespace, vendors: Sequence[str]) -> dict[str, Any
                 host=args.host,
                 port=ports(args.port_base, vendor),
                 seed=args.seed,
+                profile=args.profile,
                 **settings[vendor],
             )
         for vendor, spec in faults:

@@ -131,7 +131,7 @@ class TestWindow:
         query = window.pdf_query(base)
         assert query.to_params() == [
             ("range_start", "2026-11-21T00:00:00.000Z"),
-            ("range_end", "2026-11-21T00:00:00.005Z"),
+            ("range_end", "2026-11-21T00:00:00.005999Z"),
             ("auditee_id", "p-1"),
             ("event_type", "a"),
             ("event_type", "c"),

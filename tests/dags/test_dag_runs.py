@@ -50,10 +50,26 @@ def _check_partition(s3: Any, entry: ExportEntry, sim: Any) -> dict[str, Any]:
     return manifest
 
 
+@pytest.fixture(params=["default", "hostile"])
+def vendor_sims(
+    request: pytest.FixtureRequest, simulators: Any, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The simulators of a profile, the vendor connections pointing at them for the test."""
+    if request.param == "default":
+        return simulators
+    hostile = request.getfixturevalue("hostile_simulators")
+    for vendor, sim in hostile.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT", json.dumps(sim.connection()))
+    return hostile
+
+
 @pytest.mark.parametrize("dag_id", sorted(load_registry().by_dag()))
 def test_nightly_dag_lands_every_export(
-    dag_id: str, dags: dict[str, Any], s3: Any, simulators: Any, run_for_day: Any
+    dag_id: str, dags: dict[str, Any], s3: Any, vendor_sims: Any, run_for_day: Any
 ) -> None:
+    """Every DAG of the default registry lands, against the plainest reading of each
+    vendor's docs and against the hostile one (python -m include.simulators --profile)."""
+    simulators = vendor_sims
     dagrun = run_for_day(dags[dag_id], DAY)
     states = {(ti.task_id, ti.map_index): ti.state for ti in dagrun.get_task_instances()}
     assert dagrun.state == "success", states

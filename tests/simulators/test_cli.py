@@ -305,3 +305,28 @@ def completed_url(http: httpx.Client, connection: dict[str, Any]) -> str:
             return str(status["url"])
         time.sleep(0.1)
     raise AssertionError("the million-row export did not complete")
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"), [("flag", True), ("env", True), ("none", False)], ids=str
+)
+def test_hostile_profile_from_the_flag_or_sim_profile(
+    run_cli: Any, monkeypatch: pytest.MonkeyPatch, how: str, expected: bool
+) -> None:
+    """``--profile hostile`` (or ``SIM_PROFILE=hostile``) applies every simulator's
+    HOSTILE settings; an explicit ``--set`` still wins."""
+    from include.simulators.oleria import HOSTILE as OLERIA
+    from include.simulators.veza import HOSTILE as VEZA
+
+    monkeypatch.setenv("SIM_PROFILE", "hostile" if how == "env" else "default")
+    args = ["--port-base", "0", "--vendor", "oleria", "--vendor", "veza"]
+    sims = run_cli(*args, *(["--profile", "hostile"] if how == "flag" else []),
+                   "--set", "oleria.rate_limit=1000")  # fmt: skip
+    with httpx.Client(base_url=sims.urls["oleria"], timeout=10) as admin:
+        oleria = admin.get("/_sim/config").json()
+    with httpx.Client(base_url=sims.urls["veza"], timeout=10) as admin:
+        veza = admin.get("/_sim/config").json()
+    assert (oleria["create_status"] == OLERIA["create_status"]) is expected
+    assert (veza["format_field"] == VEZA["format_field"]) is expected
+    assert oleria["rate_limit"] == 1000
+    assert sims.terminate() == 0

@@ -191,7 +191,7 @@ class TestParams:
     def test_arrays_go_as_repeated_keys_the_documented_form(self) -> None:
         assert self.QUERY.to_params() == [
             ("range_start", "2026-11-01T00:00:00.000Z"),
-            ("range_end", "2026-11-02T00:00:00.000Z"),
+            ("range_end", "2026-11-02T00:00:00.000999Z"),  # through its whole millisecond
             ("auditee_id", "p1"),
             ("event_type", "LOGIN"),
             ("event_type", "EXPORT"),

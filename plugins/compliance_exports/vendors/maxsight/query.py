@@ -13,10 +13,12 @@ Our CHOICES:
   is ``event_type=assessment``; OpenAPI's default form style), never in the undocumented
   bracket form ``event_type[]=a``, which a real API may ignore (an unfiltered export,
   silently) or refuse;
-- timestamps go on the wire as UTC with milliseconds and ``Z``
-  (``2026-11-21T23:00:00.000Z``); the model keeps millisecond precision (finer parts
-  are truncated); on the wire a timestamp without an offset is read as UTC, in Python a
-  naive datetime is refused;
+- the model keeps millisecond precision (finer parts are truncated): a bound names a
+  whole millisecond. ``range_start`` goes on the wire as UTC with milliseconds and ``Z``
+  (``2026-11-21T23:00:00.000Z``), the inclusive ``range_end`` as the last microsecond of
+  its millisecond (``2026-11-21T23:59:59.999999Z``), so an event a tenant stamps to the
+  microsecond falls in exactly one window and one day; in Python a naive datetime is
+  refused;
 - ``file_type`` is matched case-insensitively.
 """
 
@@ -59,14 +61,20 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 # --------------------------------------------------------------------------- timestamps
 
 
-def format_api_timestamp(value: dt.datetime) -> str:
-    """``2026-11-21T23:00:00.123Z``: UTC, milliseconds, ``Z`` (the API's precision)."""
+def format_api_timestamp(value: dt.datetime, *, through_millisecond: bool = False) -> str:
+    """``2026-11-21T23:00:00.123Z``: UTC, milliseconds, ``Z``.
+
+    ``through_millisecond`` writes the last microsecond of that millisecond
+    (``...00.123999Z``): an inclusive ``range_end`` that covers its whole millisecond, so
+    events a tenant stamps finer than a millisecond are never left between two windows.
+    """
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{value!r} is naive; Maxsight timestamps need a time zone")
     u = value.astimezone(dt.UTC)
+    tail = "999" if through_millisecond else ""
     return (
         f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-        f".{u.microsecond // 1000:03d}Z"
+        f".{u.microsecond // 1000:03d}{tail}Z"
     )
 
 
@@ -151,7 +159,7 @@ class AuditExportQuery:
         if self.range_start is not None:
             yield "range_start", format_api_timestamp(self.range_start)
         if self.range_end is not None:
-            yield "range_end", format_api_timestamp(self.range_end)
+            yield "range_end", format_api_timestamp(self.range_end, through_millisecond=True)
         for name in ARRAY_PARAMETERS:
             for value in getattr(self, name):
                 yield name, value
