@@ -56,8 +56,9 @@ class ScriptedHook(ExportHook):
             raise answer
         return ExportState(job_id, answer, answer.value)
 
-    async def a_cancel_export(self, job_id: str) -> None:
+    async def a_cancel_export(self, job_id: str) -> bool:
         self.cancelled.append(job_id)
+        return True
 
 
 class ScriptedTrigger(ExportStatusTrigger):

@@ -220,3 +220,46 @@ def test_retry_reuses_the_stored_task_without_a_second_run(
     first = export(context, s3)
     assert export(next_try(context), s3)["job_id"] == first["job_id"]
     assert len(runs(sailpoint)) == 1
+
+
+def test_a_foreign_running_task_is_waited_out_never_cancelled_and_the_run_resubmitted(
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    """SailPoint returns the running task of the report *type*: another run's task with
+    other arguments is not adopted (the simulator's default is that hostile reading)."""
+    configure(sailpoint, latency=1.5)
+    try:
+        theirs = SailPointHook().submit_export(
+            {"reportType": "IDENTITIES_DETAILS", "arguments": {"correlatedOnly": False}}
+        )
+        raw = export(context, s3)  # ours: correlatedOnly true
+    finally:
+        configure(sailpoint, latency=0.3)
+    assert raw["job_id"] != theirs
+    assert requests_seen(sailpoint, "/cancel") == []  # never cancelled by us
+    assert len(runs(sailpoint)) == 3  # theirs, ours answered with theirs, ours again
+    assert [job["job_id"] for job in raw["jobs"]] == [raw["job_id"]]
+
+
+def test_a_refused_cancel_is_logged_with_the_reason_and_the_report_left(
+    sailpoint: RunningSimulator,
+    s3: LocalS3,
+    context: dict[str, Any],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Cancel is declared for personal access tokens only: an API client's is refused."""
+    configure(sailpoint, cancel_requires_pat=True)
+    arm(sailpoint, kind="never_finish")
+    try:
+        op = operator(s3, wait_timeout=1)
+        [event] = run_trigger(deferred_trigger(op, context))
+    finally:
+        configure(sailpoint, cancel_requires_pat=False)
+    assert event["status"] == "timeout"
+    assert event["cancelled"] is False
+    assert "personal access tokens" in "".join(capfd.readouterr())
+    with pytest.raises(ExportError, match="not done within wait_timeout"):
+        op.execute_complete(context, event)
+    [refused] = requests_seen(sailpoint, "/cancel")
+    assert refused["status"] == 403
+    SailPointHook().cancel_export(event["job_id"])  # a refused cancel does not raise either

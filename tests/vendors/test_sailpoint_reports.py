@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -203,3 +204,29 @@ class TestFileFormat:
 def test_argument_kind_is_checked() -> None:
     with pytest.raises(ValueError, match="argument 'x': unknown kind 'date'"):
         Argument("x", "date")
+
+
+class TestForeignTask:
+    """Which answer of ``POST .../run`` is ours (VENDOR_APIS.md: use every signal)."""
+
+    REQUEST = {"reportType": "ACCOUNTS", "arguments": {"application": "a", "sourceName": "s"}}
+    ASKED = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+
+    @pytest.mark.parametrize(
+        ("task", "foreign"),
+        [
+            ({}, False),  # no signal at all: adopt (the spec promises none)
+            ({"reportType": "ACCOUNTS", "created": "2026-11-20T12:00:01Z"}, False),
+            ({"reportType": "ACCOUNTS", "created": "2026-11-20T11:59:00Z"}, False),  # skew
+            ({"reportType": "IDENTITIES"}, True),
+            ({"attributes": {"sourceName": "other"}}, True),
+            ({"attributes": {"sourceName": "s", "application": "a"}}, False),
+            ({"created": "2026-11-20T11:30:00Z"}, True),
+            ({"launched": "2026-11-20T11:30:00.000+00:00"}, True),
+            ({"created": "not a time"}, False),
+        ],
+    )
+    def test_every_signal_counts(self, task: dict[str, Any], foreign: bool) -> None:
+        from compliance_exports.vendors.sailpoint.hook import foreign_reason
+
+        assert (foreign_reason(task, self.REQUEST, self.ASKED) is not None) is foreign

@@ -20,7 +20,10 @@ What makes it durable:
   connection, 5xx other than 503) is recovered where the vendor gives a way
   (``hook.recover_submission``) or fails the task without retry, saying a job may exist;
 * **long waits are deferred**: a ``Retry-After`` longer than ``WORKER_SLEEP_LIMIT`` is
-  spent deferred on a timer, not sleeping in a worker.
+  spent deferred on a timer, not sleeping in a worker;
+* **someone else's job is never adopted**: a vendor that answers a submission with
+  another run's job (:class:`~compliance_exports.core.hooks.ForeignJobRunning`) has it
+  waited out, deferred and never cancelled by us, and the job submitted again.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -41,7 +44,12 @@ from compliance_exports.core.fetch import (
     JobEndedError,
     RawObject,
 )
-from compliance_exports.core.hooks import Download, ExportHook, ExportNotFoundError
+from compliance_exports.core.hooks import (
+    Download,
+    ExportHook,
+    ExportNotFoundError,
+    ForeignJobRunning,
+)
 from compliance_exports.core.http import (
     AmbiguousSubmitError,
     LongWaitRequested,
@@ -58,6 +66,8 @@ if TYPE_CHECKING:
 WORKER_SLEEP_LIMIT = 30.0
 #: How many long waits one try may defer before it gives up (a vendor that never relents).
 MAX_DEFERRED_WAITS = 20
+#: How many foreign jobs (someone else's run the vendor answered with) to wait out.
+MAX_FOREIGN_WAITS = 5
 T = TypeVar("T")
 
 
@@ -152,7 +162,8 @@ class ExportOperator(ExportFetchOperator):
         raise ExportError(f"waiting for {self.hook.vendor} export {event.get('job_id')}: {message}")
 
     def resume_after_wait(self, context: Context, event: Any = None) -> RawObject:
-        """Back from a deferred ``Retry-After`` wait: carry on from the ledger."""
+        """Back from a deferred wait (a long ``Retry-After``, or someone else's job that
+        the vendor answered with): carry on from the ledger."""
         return self.execute(context)
 
     # -- the lifecycle -------------------------------------------------------------------
@@ -196,6 +207,8 @@ class ExportOperator(ExportFetchOperator):
     ) -> ExportState:
         try:
             job_id = self.hook.submit_export(request)
+        except ForeignJobRunning as foreign:
+            self._wait_out(ledger, foreign)
         except AmbiguousSubmitError as exc:
             recovered = self.hook.recover_submission(request)
             if recovered is None:  # no second job from one intent: a person decides
@@ -255,6 +268,37 @@ class ExportOperator(ExportFetchOperator):
         )
         return self._submit(ledger, request, resubmit=True)
 
+    def _wait_out(self, ledger: JobLedger, foreign: ForeignJobRunning) -> NoReturn:
+        """Defer on someone else's job (never cancelling it), then submit again."""
+        waits = int(ledger.record.get("foreign_waits", 0)) + 1
+        if waits > MAX_FOREIGN_WAITS:
+            raise FatalError(f"{foreign}; still so after {MAX_FOREIGN_WAITS} waits: giving up")
+        ledger.record["foreign_waits"] = waits
+        ledger.save()
+        self.log.warning(
+            "%s export: %s. Waiting it out (it is never cancelled by us), then submitting again",
+            self.hook.vendor,
+            foreign,
+        )
+        self.defer(
+            trigger=self._trigger(foreign.job_id, cancellable=False),
+            method_name="resume_after_wait",
+            timeout=dt.timedelta(seconds=float(self.wait_timeout) + DEADLINE_GRACE),
+        )
+        raise AssertionError("unreachable: defer() raises")
+
+    def _trigger(self, job_id: str, *, cancellable: bool = True) -> ExportStatusTrigger:
+        return self.trigger_class(
+            conn_id=self.conn_id,
+            job_id=job_id,
+            deadline=time.time() + float(self.wait_timeout),
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            stall_timeout=self.stall_timeout,
+            cancel_on_timeout=self.cancel_on_timeout and cancellable,
+            cancellable=cancellable,
+        )
+
     def _defer_until_done(self, state: ExportState) -> None:
         self.log.info(
             "%s export %s is %s: deferring until it is done (no worker slot held)",
@@ -263,15 +307,7 @@ class ExportOperator(ExportFetchOperator):
             state.raw_status,
         )
         self.defer(
-            trigger=self.trigger_class(
-                conn_id=self.conn_id,
-                job_id=state.job_id,
-                deadline=time.time() + float(self.wait_timeout),
-                poll_interval=self.poll_interval,
-                max_poll_interval=self.max_poll_interval,
-                stall_timeout=self.stall_timeout,
-                cancel_on_timeout=self.cancel_on_timeout,
-            ),
+            trigger=self._trigger(state.job_id),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=float(self.wait_timeout) + DEADLINE_GRACE),
         )

@@ -23,7 +23,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from compliance_exports.core.auth import amask, mask
-from compliance_exports.core.errors import ExportValidationError, FatalError
+from compliance_exports.core.errors import ExportError, ExportValidationError, FatalError
 from compliance_exports.core.http import (
     DEFAULT_TIMEOUT,
     ApiCall,
@@ -89,6 +89,16 @@ def filename_from_disposition(header: str | None) -> str | None:
 
 class ExportNotFoundError(FatalError):
     """The vendor does not know the job (purged, or never existed)."""
+
+
+class ForeignJobRunning(ExportError):
+    """The vendor answered a submission with a job that is not ours (someone else's run
+    of the same report, say): wait it out, never cancel it, then submit again."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"the vendor answered with job {job_id}, which is not ours: {reason}")
+        self.job_id = job_id
+        self.reason = reason
 
 
 @dataclass
@@ -263,15 +273,38 @@ class ExportHook(BaseHook):
         response = await transport.arequest(self.status_call(job_id))
         return self.state_of(job_id, response)
 
-    def cancel_export(self, job_id: str) -> None:
+    def cancel_export(self, job_id: str) -> bool:
+        """Cancel the job; False (logged) when the vendor refuses these credentials."""
         transport = self.get_transport()
-        transport.request(self.cancel_call(job_id))
+        try:
+            transport.request(self.cancel_call(job_id))
+        except VendorResponseError as exc:
+            return self._refused(job_id, exc)
         self.log.info("%s export %s cancelled", self.vendor, job_id)
+        return True
 
-    async def a_cancel_export(self, job_id: str) -> None:
+    async def a_cancel_export(self, job_id: str) -> bool:
         transport = await self.a_get_transport()
-        await transport.arequest(self.cancel_call(job_id))
+        try:
+            await transport.arequest(self.cancel_call(job_id))
+        except VendorResponseError as exc:
+            return self._refused(job_id, exc)
         self.log.info("%s export %s cancelled", self.vendor, job_id)
+        return True
+
+    def cancel_refusal(self, error: VendorResponseError) -> str | None:
+        """Why the vendor refused to cancel with these credentials (then the job is left
+        running and the task carries on), or None for an error worth raising."""
+        return None
+
+    def _refused(self, job_id: str, error: VendorResponseError) -> bool:
+        reason = self.cancel_refusal(error)
+        if reason is None:
+            raise error
+        self.log.warning(
+            "%s export %s was not cancelled: %s (%s)", self.vendor, job_id, reason, error
+        )
+        return False
 
     @contextmanager
     def open_download(

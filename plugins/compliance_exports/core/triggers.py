@@ -112,6 +112,7 @@ class ExportStatusTrigger(BaseTrigger):
         max_poll_interval: float = 300.0,
         stall_timeout: float | None = None,
         cancel_on_timeout: bool = True,
+        cancellable: bool = True,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -121,6 +122,8 @@ class ExportStatusTrigger(BaseTrigger):
         self.max_poll_interval = float(max_poll_interval)
         self.stall_timeout = None if stall_timeout is None else float(stall_timeout)
         self.cancel_on_timeout = bool(cancel_on_timeout)
+        #: False for a job that is not ours (waited out, never cancelled by us)
+        self.cancellable = bool(cancellable)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         cls = type(self)
@@ -134,6 +137,7 @@ class ExportStatusTrigger(BaseTrigger):
                 "max_poll_interval": self.max_poll_interval,
                 "stall_timeout": self.stall_timeout,
                 "cancel_on_timeout": self.cancel_on_timeout,
+                "cancellable": self.cancellable,
             },
         )
 
@@ -177,7 +181,7 @@ class ExportStatusTrigger(BaseTrigger):
         self, hook: ExportHook, message: str, state: ExportState | None = None
     ) -> ExportEvent:
         cancelled = False
-        if self.cancel_on_timeout and hook.can_cancel:
+        if self.cancel_on_timeout and self.cancellable and hook.can_cancel:
             cancelled = await self._cancel(hook)
             message += "; cancelled" if cancelled else "; cancel failed"
         event = self._event("timeout", message, state)
@@ -187,16 +191,15 @@ class ExportStatusTrigger(BaseTrigger):
     async def _cancel(self, hook: ExportHook) -> bool:
         try:
             async with asyncio.timeout(CANCEL_TIMEOUT):
-                await hook.a_cancel_export(self.job_id)
+                return await hook.a_cancel_export(self.job_id)
         except Exception as exc:
             self.log.warning("could not cancel export %s: %s", self.job_id, exc)
             return False
-        return True
 
     async def on_kill(self) -> None:
         """Cancel the remote job, but only if a person marked the task failed or success."""
         hook = self.make_hook()
-        if not hook.can_cancel:
+        if not (hook.can_cancel and self.cancellable):
             return
         state = await self.task_state()
         if state not in USER_ENDED_STATES:

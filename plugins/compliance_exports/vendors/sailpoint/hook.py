@@ -4,12 +4,22 @@
 (``/reports/v1/...``). ``ReportResults.status`` is absent (or null) while the report
 runs, ``SUCCESS | WARNING | FAILURE | TERMINATED`` once done; an empty object means an
 unknown task. Errors are ``ErrorResponseDto`` (``messages[].text``), except 401
-``{"error"}`` and 429 ``{"message"}``. Starting a report already running returns that
-running task, which is the job we then follow.
+``{"error"}`` and 429 ``{"message"}``.
+
+"If non-concurrent task is already running then it returns" that task: the spec says
+it of the report *type*, so a run may get back someone else's task of the same type
+with other arguments. :meth:`SailPointHook.submit_export` adopts the answer only if it
+is ours by every signal it has (``reportType``; the arguments where ``attributes``
+carries them; a ``created``/``launched`` time not before our request, allowing for clock
+skew); otherwise :class:`ForeignJobRunning`: the export task waits it out, never
+cancels it, and runs the report again. Cancel is declared for personal access tokens
+(``userAuth``) only: a 403 on cancel is logged with that reason and the report is left.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
@@ -18,12 +28,19 @@ import httpx
 
 from compliance_exports.core.auth import OAuth2ClientCredentials
 from compliance_exports.core.errors import ExportValidationError, FatalError
-from compliance_exports.core.hooks import ExportHook, ExportNotFoundError, extra_flag
-from compliance_exports.core.http import ApiCall, check_base_url
+from compliance_exports.core.hooks import (
+    ExportHook,
+    ExportNotFoundError,
+    ForeignJobRunning,
+    extra_flag,
+)
+from compliance_exports.core.http import ApiCall, VendorResponseError, check_base_url
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
 RUNNING = "RUNNING"  # our word for "no status yet": SailPoint has none
+#: How far the tenant's clock may run behind ours before a task "started before we asked"
+CLOCK_SKEW = dt.timedelta(minutes=2)
 
 
 class SailPointHook(ExportHook):
@@ -81,10 +98,35 @@ class SailPointHook(ExportHook):
         return ApiCall("POST", f"{self.reports}/run", json=dict(request))
 
     def job_id_of(self, response: httpx.Response) -> str:
-        body = self.json_of(response, "sailpoint reports run")
+        return self.job_id_of_body(self.json_of(response, "sailpoint reports run"))
+
+    def submit_export(self, request: Mapping[str, Any]) -> str:
+        """Run the report; the task SailPoint answers with must be ours (module docstring)."""
+        asked_at = dt.datetime.now(dt.UTC)
+        transport = self.get_transport()
+        call = dataclasses.replace(self.submit_call(request), creates=True)
+        body = self.json_of(transport.request(call), "sailpoint reports run")
+        job_id = self.job_id_of_body(body)
+        reason = foreign_reason(body, request, asked_at)
+        if reason is not None:
+            raise ForeignJobRunning(job_id, reason)
+        self.log.info("sailpoint report submitted: task %s", job_id)
+        return job_id
+
+    @staticmethod
+    def job_id_of_body(body: Mapping[str, Any]) -> str:
         if not body.get("id"):
             raise FatalError("sailpoint reports run: the answer has no task id")
         return str(body["id"])
+
+    def cancel_refusal(self, error: VendorResponseError) -> str | None:
+        if error.status_code == 403:
+            return (
+                "SailPoint declares report cancel for personal access tokens (userAuth) "
+                "only; this connection's client is not one, so the report is left running "
+                "(use a PAT's client id and secret to let the pipeline cancel)"
+            )
+        return None
 
     def status_call(self, job_id: str) -> ApiCall:
         return ApiCall("GET", f"{self.reports}/{job_id}/result", params={"completed": "false"})
@@ -127,3 +169,38 @@ class SailPointHook(ExportHook):
         code = body.get("detailCode")
         text = str(message or body).strip()
         return f"{code}: {text}" if code else text
+
+
+def foreign_reason(
+    task: Mapping[str, Any], request: Mapping[str, Any], asked_at: dt.datetime
+) -> str | None:
+    """Why the ``TaskResultDetails`` a run answered with is someone else's, or None.
+
+    Every signal counts, none is required (the spec promises none of them): another
+    ``reportType``; an argument of ours that ``attributes`` carries with another value; a
+    ``created`` or ``launched`` time before our request (beyond :data:`CLOCK_SKEW`).
+    """
+    ours = request.get("reportType")
+    theirs = task.get("reportType")
+    if theirs and ours and str(theirs) != str(ours):
+        return f"it runs report type {theirs}, we asked for {ours}"
+    attributes = task.get("attributes")
+    if isinstance(attributes, Mapping):
+        for key, value in (request.get("arguments") or {}).items():
+            if key in attributes and attributes[key] != value:
+                return f"its argument {key}={attributes[key]!r}, ours {value!r}"
+    for field in ("created", "launched"):
+        started = _instant(task.get(field))
+        if started is not None and started < asked_at - CLOCK_SKEW:
+            return f"it was {field} at {started.isoformat()}, before we asked"
+    return None
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
