@@ -11,7 +11,9 @@ import pytest
 from compliance_exports.core.auth import BearerKey
 from compliance_exports.core.errors import ExportValidationError, RetryableError
 from compliance_exports.core.http import (
+    AmbiguousSubmitError,
     ApiCall,
+    LongWaitRequested,
     VendorResponseError,
     VendorTransport,
     check_base_url,
@@ -125,6 +127,86 @@ class TestRetries:
         response = await transport(script, []).arequest(ApiCall("GET", "/x"))
         assert response.status_code == 200
         assert len(script.requests) == 2
+
+
+class TestJobCreatingCalls:
+    """A POST that creates a remote job is re-sent only when the vendor cannot have acted."""
+
+    CREATE = ApiCall("POST", "/jobs", json={"a": 1}, ok=(201,), creates=True)
+
+    @pytest.mark.parametrize(
+        "before",
+        [
+            httpx.ConnectError("refused"),
+            httpx.ConnectTimeout("no answer to the handshake"),
+            httpx.Response(429, headers={"Retry-After": "0"}),
+            httpx.Response(503),
+        ],
+        ids=["refused", "connect-timeout", "429", "503"],
+    )
+    def test_resent_when_the_vendor_never_acted(self, before: Exception | httpx.Response) -> None:
+        script = Script(before, httpx.Response(201))
+        assert transport(script, []).request(self.CREATE).status_code == 201
+        assert len(script.requests) == 2
+
+    @pytest.mark.parametrize(
+        "after",
+        [
+            httpx.ReadTimeout("sent, no answer"),
+            httpx.RemoteProtocolError("dropped mid-response"),
+            httpx.WriteTimeout("half sent"),
+            httpx.Response(500),
+            httpx.Response(502),
+            httpx.Response(504),
+        ],
+        ids=["read-timeout", "dropped", "write-timeout", "500", "502", "504"],
+    )
+    def test_never_resent_once_the_vendor_may_have_acted(
+        self, after: Exception | httpx.Response
+    ) -> None:
+        script = Script(after, httpx.Response(201))
+        with pytest.raises(AmbiguousSubmitError, match="may have created a job"):
+            transport(script, []).request(self.CREATE)
+        assert len(script.requests) == 1
+
+    def test_reads_are_still_retried_after_a_read_timeout(self) -> None:
+        script = Script(httpx.ReadTimeout("slow"), httpx.Response(200))
+        assert transport(script, []).request(ApiCall("GET", "/jobs/1")).status_code == 200
+
+
+class TestLongRetryAfter:
+    """A Retry-After longer than ``max_delay`` is honoured in full; a worker defers it."""
+
+    def test_a_long_retry_after_is_slept_in_full_not_cut_to_max_delay(self) -> None:
+        sleeps: list[float] = []
+        script = Script(httpx.Response(429, headers={"Retry-After": "200"}), httpx.Response(200))
+        transport(script, sleeps, max_delay=60).request(ApiCall("GET", "/x"))
+        assert sleeps == [200.0]
+
+    def test_past_the_sleep_limit_a_worker_is_told_to_defer_instead(self) -> None:
+        sleeps: list[float] = []
+        script = Script(httpx.Response(429, headers={"Retry-After": "200"}), httpx.Response(200))
+        limited = transport(script, sleeps)
+        limited.sleep_limit = 30.0
+        with pytest.raises(LongWaitRequested) as raised:
+            limited.request(ApiCall("GET", "/x"))
+        assert raised.value.retry_after == 200.0
+        assert sleeps == []
+
+    def test_beyond_the_call_budget_it_gives_up_instead_of_waking_early(self) -> None:
+        script = Script(httpx.Response(429, headers={"Retry-After": "400"}), httpx.Response(200))
+        with pytest.raises(RetryableError, match="429"):
+            transport(script, [], max_elapsed=300).request(ApiCall("GET", "/x"))
+        assert len(script.requests) == 1
+
+    async def test_the_async_path_waits_the_retry_after_it_was_given(self) -> None:
+        script = Script(httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(200))
+        started = time.monotonic()
+        response = await transport(script, [], max_delay=0.5).arequest(ApiCall("GET", "/x"))
+        waited = time.monotonic() - started
+        assert response.status_code == 200
+        assert waited >= 2.0  # the vendor's 2 s, not max_delay's 0.5 s
+        print(f"async Retry-After 2 s: waited {waited:.2f} s")
 
 
 class TestCredentialIsolation:

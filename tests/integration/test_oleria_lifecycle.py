@@ -279,3 +279,42 @@ def test_sensor_waits_for_a_job_started_elsewhere(
     state = run_deferrable(sensor, context)
     assert state["phase"] == "succeeded"
     assert state["download_url"] is None  # a presigned link never goes to XCom
+
+
+def test_a_long_retry_after_is_waited_out_deferred_not_in_the_worker(
+    oleria: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    import datetime as dt
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    arm(oleria, kind="rate_limit", count=1, retry_after=120, path="/v1/downloads")
+    op = operator(s3)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)  # the worker is freed at once instead of sleeping 120 s
+    moment = deferred.value.trigger.moment
+    assert moment - dt.datetime.now(dt.UTC) > dt.timedelta(seconds=100)
+    assert deferred.value.method_name == "resume_after_wait"
+    raw = run_deferrable(op, context, resume=("resume_after_wait", {}))  # the timer fired
+    assert s3.read(raw["key"])
+    assert [r["status"] for r in posts(oleria)] == [429, 201]
+
+
+def test_a_repolled_link_that_is_the_same_expired_one_is_exported_again(
+    oleria: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    """The hostile reading of "re-polling returns a fresh url" (CHOICE): it repeats the
+    first url, dead five minutes (here: three seconds) after it was signed."""
+    import time
+
+    configure(oleria, fresh_url_per_poll=False, url_ttl=3)
+    try:
+        op = operator(s3)
+        [event] = run_trigger(deferred_trigger(op, context))  # the url is signed now
+        time.sleep(3.5)  # ... and dead before the worker gets to it
+        raw = run_deferrable(op, context, resume=("execute_complete", event))
+    finally:
+        configure(oleria, fresh_url_per_poll=True, url_ttl=300)
+    assert [job.get("ended") for job in raw["jobs"]] == ["LINK_EXPIRED", None]
+    assert len(posts(oleria)) == 2
+    assert s3.read(raw["key"])
