@@ -305,6 +305,7 @@ def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     doc = yaml.safe_load(DEFAULT_REGISTRY.read_text())
     doc["defaults"]["retry_delay"] = "1s"
+    doc["defaults"]["poll_interval"] = "1s"
     path = tmp_path_factory.mktemp("registry") / "exports.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

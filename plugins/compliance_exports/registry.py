@@ -94,6 +94,7 @@ class ExportEntry:
     wait_timeout: dt.timedelta
     snapshot_grace: dt.timedelta
     resubmits: int = 1
+    poll_interval: dt.timedelta = dt.timedelta(seconds=15)
     description: str = ""
     tags: tuple[str, ...] = ()
 
@@ -173,7 +174,7 @@ def _check_schema(schema: Any, where: str) -> Mapping[str, str]:
 _ENTRY_KEYS = {
     "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
     "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
-    "resubmits", "description", "tags",
+    "resubmits", "poll_interval", "description", "tags",
 }  # fmt: skip
 
 
@@ -230,6 +231,7 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
             merged.get("snapshot_grace", "36h"), f"{where}.snapshot_grace"
         ),
         resubmits=resubmits,
+        poll_interval=parse_duration(merged.get("poll_interval", "15s"), f"{where}.poll_interval"),
         description=str(merged.get("description", "")),
         tags=tuple(str(t) for t in merged.get("tags", ())),
     )

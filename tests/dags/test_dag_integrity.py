@@ -89,3 +89,22 @@ def test_the_fresh_export_switch_reaches_every_export_task() -> None:
         assert planned["fresh_export"] is fresh
         assert job_export_kwargs(planned)["fresh_export"] is fresh
         assert job_export_kwargs(planned)["day"] == "2026-11-20"
+
+
+def test_a_vendor_whose_hook_names_another_vendor_is_refused_when_the_dag_is_built() -> None:
+    """The spec's name and the hook's vendor both name S3 partitions: they must agree."""
+    import dataclasses
+
+    import pytest
+
+    from compliance_exports.core.vendor import UnknownVendorError
+    from compliance_exports.dag_factory import build_dag
+    from compliance_exports.registry import load_registry
+    from compliance_exports.vendors.oleria.spec import OleriaVendor
+
+    class Renamed(OleriaVendor):
+        name = "renamed"
+
+    entry = dataclasses.replace(load_registry().get("oleria_identities"), vendor=Renamed())
+    with pytest.raises(UnknownVendorError, match="its operator's hook says 'oleria'"):
+        build_dag("renamed_exports", [entry])

@@ -143,18 +143,21 @@ class JobExportVendor(ExportVendor):
         }
 
     def add_tasks(self, entry: ExportEntry, planned: Any, kit: TaskKit) -> None:
-        export = (
-            self.operator_class()
-            .partial(
-                task_id="export",
-                **kit.common,
-                **self.static_kwargs(entry),
-                **kit.lake,
-                resubmits=entry.resubmits,
-                wait_timeout=entry.wait_timeout.total_seconds(),
+        operator = self.operator_class()
+        if operator.hook_class.vendor != self.name:  # raw/ and curated/ would part ways
+            raise UnknownVendorError(
+                f"{type(self).__name__} is {self.name!r} but its operator's hook says "
+                f"{operator.hook_class.vendor!r}: they name the S3 partitions, keep them equal"
             )
-            .expand_kwargs(planned.map(job_export_kwargs))
-        )
+        export = operator.partial(
+            task_id="export",
+            **kit.common,
+            **self.static_kwargs(entry),
+            **kit.lake,
+            resubmits=entry.resubmits,
+            wait_timeout=entry.wait_timeout.total_seconds(),
+            poll_interval=entry.poll_interval.total_seconds(),
+        ).expand_kwargs(planned.map(job_export_kwargs))
         kit.land().expand_kwargs(export.output.zip(planned).map(land_kwargs))
 
     def dry_run(self, entry: ExportEntry, planned: PlannedSlice) -> None:

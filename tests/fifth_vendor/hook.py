@@ -1,0 +1,96 @@
+"""Acme audit log exports: connection, bearer API key, paths, status words, errors.
+
+``POST /api/exports {"dataset", "since", "until"}`` answers ``{"job": {"id", "state"}}``;
+``GET /api/exports/{id}`` reports ``queued | running | done | error`` (an ``error``
+job carries ``{"error": {"code", "message"}}``); ``GET /api/exports/{id}/file`` streams
+the CSV. Errors are ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from compliance_exports.core.auth import BearerKey
+from compliance_exports.core.errors import FatalError
+from compliance_exports.core.hooks import ExportHook
+from compliance_exports.core.http import ApiCall
+from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
+
+EXPORTS = "/api/exports"
+
+
+class AcmeHook(ExportHook):
+    """Talks to Acme's audit log export API through an ``acme`` connection."""
+
+    conn_name_attr = "acme_conn_id"
+    default_conn_name = "acme_default"
+    conn_type = "acme"
+    hook_name = "Acme"
+    vendor = "acme"  # must equal AcmeVendor.name: the raw zone's vendor= segment
+    status_map = StatusMap(
+        "acme",
+        {
+            "queued": ExportPhase.PENDING,
+            "running": ExportPhase.RUNNING,
+            "done": ExportPhase.SUCCEEDED,
+            "error": ExportPhase.FAILED,
+        },
+    )
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port", "login"],
+            "relabeling": {"host": "Acme API URL", "password": "API key"},
+        }
+
+    def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
+        return BearerKey(conn.password or "")
+
+    def submit_call(self, request: Mapping[str, Any]) -> ApiCall:
+        return ApiCall("POST", EXPORTS, json=dict(request), ok=(200, 201, 202))
+
+    def job_id_of(self, response: httpx.Response) -> str:
+        job = self._job(response, f"acme POST {EXPORTS}")
+        if not job.get("id"):
+            raise FatalError(f"acme POST {EXPORTS}: the answer has no job id")
+        return str(job["id"])
+
+    def status_call(self, job_id: str) -> ApiCall:
+        return ApiCall("GET", f"{EXPORTS}/{job_id}")
+
+    def state_of(self, job_id: str, response: httpx.Response) -> ExportState:
+        job = self._job(response, f"acme GET {EXPORTS}/{job_id}")
+        raw = str(job.get("state", ""))
+        error = job.get("error")
+        return ExportState(
+            job_id=job_id,
+            phase=self.status_map.phase_of(raw),
+            raw_status=raw,
+            message=self.error_message({"error": error}) if isinstance(error, dict) else None,
+            progress=None if job.get("progress") is None else str(job["progress"]),
+        )
+
+    def download_call(self, state: ExportState, options: Mapping[str, Any]) -> ApiCall:
+        return ApiCall(
+            "GET", f"{EXPORTS}/{state.job_id}/file", headers={"Accept-Encoding": "identity"}
+        )
+
+    def default_filename(self, state: ExportState, options: Mapping[str, Any]) -> str:
+        return f"acme-audit-{state.job_id}.csv"
+
+    def error_message(self, body: Mapping[str, Any]) -> str:
+        error = body.get("error")
+        if not isinstance(error, Mapping):
+            return str(body)[:300]
+        code, message = error.get("code"), error.get("message")
+        return f"{code}: {message}" if code and message else str(message or code or error)
+
+    def _job(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        job = self.json_of(response, what).get("job")
+        if not isinstance(job, dict):
+            raise FatalError(f"{what}: the answer has no 'job' object")
+        return job
