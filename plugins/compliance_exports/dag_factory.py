@@ -177,26 +177,38 @@ def _land_task(entry: ExportEntry) -> Callable[..., Any]:
 
     def make(trigger_rule: str = "all_success") -> Any:
         @task(task_id="land", outlets=[asset], trigger_rule=trigger_rule, **task_defaults(entry))
-        def land(
-            raw: dict[str, Any],
-            planned: dict[str, Any],
-            evidence: Sequence[Sequence[Mapping[str, Any]] | None] | None = None,
-            **context: Any,
-        ) -> dict[str, Any]:
-            """Land ``raw`` as the planned slice's partition, with the slice's other
-            originals from ``evidence`` (the results of a mapped task, e.g. audit PDFs)."""
-            from compliance_exports.pipeline import evidence_of_day, land_export
+        def land(raw: dict[str, Any], planned: dict[str, Any], **context: Any) -> dict[str, Any]:
+            """Land ``raw`` as the planned slice's partition (Parquet + manifest)."""
+            from compliance_exports.pipeline import land_export
 
-            day = planned["day"]
-            result = dict(land_export(entry, raw, planned, evidence_of_day(evidence or [], day)))
+            result = dict(land_export(entry, raw, planned))
             context["outlet_events"][asset].extra = {
                 "rows": result.get("rows"),
                 "manifest": result.get("manifest_uri"),
-                "day": day,
+                "day": planned["day"],
             }
             return result
 
         return land
+
+    return make
+
+
+def _attach_task(entry: ExportEntry) -> Callable[..., Any]:
+    """``attach()``: records other originals of a slice's day in its landed manifest."""
+
+    def make() -> Any:
+        @task(task_id="attach_evidence", **task_defaults(entry))
+        def attach_evidence(
+            planned: dict[str, Any], evidence: Sequence[Sequence[Mapping[str, Any]] | None]
+        ) -> str:
+            """Record the day's originals among ``evidence`` (a mapped task's results, e.g.
+            audit PDFs) in the manifest ``land`` published."""
+            from compliance_exports.pipeline import attach_export_evidence, evidence_of_day
+
+            return attach_export_evidence(entry, planned, evidence_of_day(evidence, planned["day"]))
+
+        return attach_evidence
 
     return make
 
@@ -217,6 +229,7 @@ def task_kit(entry: ExportEntry) -> TaskKit:
         common={"conn_id": entry.conn_id, "pool": entry.pool, **task_defaults(entry)},
         lake=_lake_kwargs(entry),
         land=_land_task(entry),
+        attach=_attach_task(entry),
     )
 
 

@@ -49,10 +49,7 @@ def _kind(raw: Mapping[str, Any]) -> str:
 
 
 def land_export(
-    entry: ExportEntry,
-    raw: Mapping[str, Any],
-    planned: Mapping[str, Any],
-    evidence: Sequence[Mapping[str, Any]] = (),
+    entry: ExportEntry, raw: Mapping[str, Any], planned: Mapping[str, Any]
 ) -> LandingResult:
     from compliance_exports.landing.land import land_raw_object
 
@@ -65,5 +62,20 @@ def land_export(
         sse=entry.lake.sse,
         kms_key_id=entry.lake.kms_key_id,
         data_interval=slice_interval(planned),
-        evidence=list(evidence),
+    )
+
+
+def attach_export_evidence(
+    entry: ExportEntry, planned: Mapping[str, Any], evidence: Sequence[Mapping[str, Any]]
+) -> str:
+    """Record the day's other originals (from :func:`evidence_of_day`) in its manifest."""
+    from compliance_exports.landing.land import attach_evidence
+
+    return attach_evidence(
+        entry.partition(dt.date.fromisoformat(planned["day"])),
+        evidence,
+        aws_conn_id=entry.lake.aws_conn_id,
+        bucket=entry.lake.bucket,
+        sse=entry.lake.sse,
+        kms_key_id=entry.lake.kms_key_id,
     )

@@ -462,3 +462,30 @@ def test_maxsight_dag_archives_every_pdf_of_a_bursty_day(
         assert int(footer[2]) == int(footer[3]) == pdf["expected_events"], pdf["key"]
     assert {r["status"] for r in requests} == {200}, "no 400 left to handle"
     assert sum(r["file_type"] == "pdf" for r in requests) == len(pdfs)
+
+
+@pytest.mark.airflow
+def test_a_day_whose_pdfs_fail_still_lands_its_parquet_and_fails_the_run(
+    dags: dict[str, Any], run_for_day: Any, s3: LocalS3, sim: dict[str, Any]
+) -> None:
+    """The CSV's landing does not wait for the PDFs: when every PDF is refused, the day's
+    Parquet is published all the same, and the run fails on the PDF task for a person."""
+    maxsight_sim: RunningSimulator = sim["maxsight"]
+    settings = {**AROUND_THE_DAY, "events": 600, "pdf_event_limit": 1}  # no PDF fits
+    with maxsight_sim.admin() as admin:
+        original = admin.get("/_sim/config").json()
+    configure(maxsight_sim, **settings)
+    try:
+        dagrun = run_for_day(dags["maxsight_exports"], DAY + dt.timedelta(days=1))
+    finally:
+        configure(maxsight_sim, **{k: original[k] for k in settings})
+
+    states = {ti.task_id.rsplit(".", 1)[-1]: ti.state for ti in dagrun.get_task_instances()}
+    assert dagrun.state == "failed"
+    assert states["land"] == "success"
+    assert states["fetch_pdfs"] == "failed"
+    assert states["attach_evidence"] == "upstream_failed"
+    day = Partition("maxsight", "audit_events", DAY + dt.timedelta(days=1))
+    manifest = json.loads(s3.read(day.manifest_key))
+    assert manifest["rows"] > 0
+    assert [e for e in manifest["evidence"] if e["kind"] == "pdf"] == []

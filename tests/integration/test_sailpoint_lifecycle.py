@@ -263,3 +263,26 @@ def test_a_refused_cancel_is_logged_with_the_reason_and_the_report_left(
     [refused] = requests_seen(sailpoint, "/cancel")
     assert refused["status"] == 403
     SailPointHook().cancel_export(event["job_id"])  # a refused cancel does not raise either
+
+
+def test_a_search_export_whose_csvs_differ_in_header_fails_naming_the_member(
+    sailpoint: RunningSimulator, s3: LocalS3, context: dict[str, Any]
+) -> None:
+    """Each index's CSV of a SEARCH_EXPORT zip may carry its own columns: landing them
+    as one table would misalign rows, so the landing refuses and names the member (the
+    original stays in the raw zone as it came)."""
+    from compliance_exports.landing.errors import LandingError
+    from compliance_exports.landing.land import land_raw_object
+
+    search = {"query": "*", "indices": ["identities", "roles"], "columns": "id,name"}
+    configure(sailpoint, zip_member_headers="per_index")
+    try:
+        raw = export(
+            context, s3, report_type="SEARCH_EXPORT", arguments=search, dataset="search_export"
+        )
+    finally:
+        configure(sailpoint, zip_member_headers="same")
+    with pytest.raises(LandingError, match=r"search_export\.zip:.*\.csv: header differs"):
+        land_raw_object(raw, {}, aws_conn_id=s3.conn_id, bucket=s3.bucket)
+    assert s3.keys("curated/") == []
+    assert s3.read(raw["key"])[:2] == b"PK"

@@ -67,12 +67,16 @@ class TaskKit:
 
     ``common``: the keyword arguments every task of the export takes (connection, pool,
     retries, timeouts); ``lake``: where a raw object lands; ``land(trigger_rule=...)``:
-    the generic landing task, to be expanded over ``{"raw", "planned", "pdfs"}`` kwargs.
+    the generic landing task, to be expanded over ``{"raw", "planned"}`` kwargs;
+    ``attach()``: the task that records a day's other originals (``{"raw", ...}`` items
+    of a mapped task's results, e.g. PDFs) in the manifest ``land`` published, expanded
+    over ``planned`` with ``evidence`` given whole.
     """
 
     common: Mapping[str, Any]
     lake: Mapping[str, Any]
     land: Callable[..., Any]
+    attach: Callable[..., Any]
 
 
 class ExportVendor(ABC):

@@ -259,3 +259,33 @@ class _Landing:
             "evidence": self.evidence,
             "producer": {"name": "compliance-exports", "version": __version__},
         }
+
+
+def attach_evidence(
+    partition: Partition,
+    evidence: Sequence[Mapping[str, Any]],
+    *,
+    aws_conn_id: str,
+    bucket: str,
+    sse: str | None = None,
+    kms_key_id: str | None = None,
+) -> str:
+    """Record ``evidence`` (other originals of the partition, e.g. audit PDFs) in its live
+    manifest, replacing earlier evidence of the same kinds; return the manifest's URI.
+
+    The partition's data landed first, on its own (a day whose PDFs fail still has its
+    Parquet); this one PUT then makes the manifest name every original of the day.
+    """
+    store = LakeStore(aws_conn_id, bucket, ServerSideEncryption(sse, kms_key_id))
+    manifest = store.read_json(partition.manifest_key)
+    if not isinstance(manifest, dict):
+        raise LandingError(
+            f"s3://{bucket}/{partition.manifest_key}: no manifest to record evidence in "
+            "(the partition has not landed)"
+        )
+    kinds = {str(item.get("kind")) for item in evidence}
+    kept = [item for item in manifest.get("evidence", []) if item.get("kind") not in kinds]
+    manifest["evidence"] = [*kept, *(dict(item) for item in evidence)]
+    store.put_json(partition.manifest_key, manifest)
+    log.info("%d evidence file(s) recorded in %s", len(evidence), partition.manifest_key)
+    return s3_uri(bucket, partition.manifest_key)

@@ -3,10 +3,13 @@
 An audit export is synchronous (no job to wait for), and its PDFs hold at most 5,000
 events, so its task group is::
 
-    plan -> fetch_csv[] -> plan_pdf_windows -> fetch_pdfs[] -> land[]
+    plan -> fetch_csv[] -> land[]
+                      └-> plan_pdf_windows -> fetch_pdfs[] -> attach_evidence[] (after land)
 
 The CSV of a slice is both the Parquet source and the event count that plans the PDF
-windows; ``land`` receives the slice's CSV and every landed PDF explicitly.
+windows. ``land`` does not wait for the PDFs: a day whose PDFs fail still lands its
+Parquet, and the run fails loudly for the PDFs. ``attach_evidence`` then receives every
+landed PDF explicitly and records the day's in its manifest.
 """
 
 from __future__ import annotations
@@ -134,9 +137,8 @@ class MaxsightVendor(ExportVendor):
             file_type="csv",
             **kit.lake,
         ).expand_kwargs(planned.map(export_kwargs))
-        land = kit.land(trigger_rule="none_failed")
+        land = kit.land().expand_kwargs(fetch_csv.output.zip(planned).map(land_kwargs))
         if "pdf" not in entry.params.get("file_types", ["csv"]):
-            land.expand_kwargs(fetch_csv.output.zip(planned).map(land_kwargs))
             return
         from compliance_exports.vendors.maxsight.pdfs import MaxsightAuditPdfsToS3Operator
 
@@ -144,9 +146,8 @@ class MaxsightVendor(ExportVendor):
         pdfs = MaxsightAuditPdfsToS3Operator.partial(
             task_id="fetch_pdfs", **kit.common, **query, **kit.lake
         ).expand_kwargs(windows.map(pdf_batch_kwargs))
-        land.partial(evidence=pdfs.output).expand_kwargs(
-            fetch_csv.output.zip(planned).map(land_kwargs)
-        )
+        attach = kit.attach().partial(evidence=pdfs.output).expand(planned=planned)
+        land >> attach
 
 
 def pdf_batch_kwargs(batch: Mapping[str, Any]) -> dict[str, Any]:
