@@ -47,6 +47,7 @@ def _check_partition(s3: Any, entry: ExportEntry, sim: Any) -> dict[str, Any]:
     job = manifest["job_id"]
     if job is not None:  # Maxsight is synchronous: no job, the counts are checked elsewhere
         assert manifest["rows"] == _exports(sim)[job]["rows"], "rows differ from the simulator's"
+        assert manifest["jobs"][-1]["job_id"] == job, "the manifest tells the job's story"
     return manifest
 
 

@@ -233,6 +233,7 @@ class _Landing:
             "run_token": self.run_token,
             "published_at": dt.datetime.now(dt.UTC).isoformat(),
             "job_id": raw.get("job_id"),
+            "jobs": [dict(job) for job in raw.get("jobs") or []],
             "request": redact(raw.get("request")),
             "raw": {
                 "uri": str(raw.get("uri") or s3_uri(raw_bucket, str(raw["key"]))),

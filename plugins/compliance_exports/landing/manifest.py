@@ -51,6 +51,7 @@ class Manifest(TypedDict):
     run_token: str
     published_at: str
     job_id: str | None
+    jobs: list[dict[str, Any]]  # every remote job behind the raw file, with its ending
     request: Any
     raw: RawEntry
     rows: int
