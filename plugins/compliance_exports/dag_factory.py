@@ -195,18 +195,22 @@ def _land_task(entry: ExportEntry) -> Callable[..., Any]:
 
 
 def _attach_task(entry: ExportEntry) -> Callable[..., Any]:
-    """``attach()``: records other originals of a slice's day in its landed manifest."""
+    """``attach()``: records the other originals of every slice's day in its manifest."""
 
     def make() -> Any:
         @task(task_id="attach_evidence", **task_defaults(entry))
         def attach_evidence(
-            planned: dict[str, Any], evidence: Sequence[Sequence[Mapping[str, Any]] | None]
-        ) -> str:
-            """Record the day's originals among ``evidence`` (a mapped task's results, e.g.
-            audit PDFs) in the manifest ``land`` published."""
+            planned: Sequence[Mapping[str, Any]],
+            evidence: Sequence[Sequence[Mapping[str, Any]] | None],
+        ) -> list[str]:
+            """Record each day's originals among ``evidence`` (a mapped task's results,
+            e.g. audit PDFs) in the manifest ``land`` published for it: one task a run."""
             from compliance_exports.pipeline import attach_export_evidence, evidence_of_day
 
-            return attach_export_evidence(entry, planned, evidence_of_day(evidence, planned["day"]))
+            return [
+                attach_export_evidence(entry, piece, evidence_of_day(evidence, piece["day"]))
+                for piece in planned
+            ]
 
         return attach_evidence
 

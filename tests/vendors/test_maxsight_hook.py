@@ -27,9 +27,9 @@ def test_retry_after_wins_then_rate_limit_reset() -> None:
     assert hook.retry_after_of(httpx.Response(429, headers={"X-RateLimit-Remaining": "3"})) is None
 
 
-def test_export_call_uses_the_query_encoding() -> None:
+def test_export_call_sends_arrays_as_repeated_keys() -> None:
     start = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
     query = AuditExportQuery(range_start=start, event_type=("login",))
-    call = MaxsightHook().export_call(query, "repeat")
+    call = MaxsightHook().export_call(query)
     assert call.path == "/v5/audit-sentinel/events/export"
     assert ("event_type", "login") in list(call.params or [])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import itertools
 import mimetypes
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +44,8 @@ _EXTENSIONS = {
 }
 
 
+#: How much of a download is read before its key is chosen (a zip's first member name).
+SNIFF_BYTES = 512
 _ZIP_MAGIC = b"PK\x03\x04"
 _WORKBOOK_PARTS = ("[Content_Types].xml", "xl/", "docProps/", "_rels/")
 
@@ -148,6 +149,13 @@ class HashingReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def peek(self, size: int) -> bytes:
+        """The stream's first bytes (up to ``size``) without consuming them; a transport
+        error here is a :class:`TruncatedDownloadError` like any other."""
+        while not self._eof and len(self._buffer) < size:
+            self._pull()
+        return bytes(self._buffer[:size])
 
     def readinto(self, target: Any) -> int:
         view = memoryview(target)
@@ -304,15 +312,14 @@ class ExportFetchOperator(BaseOperator):
 
     def fetch_once(self, partition: Partition) -> RawObject:
         with self.open_download() as download:
-            chunks = download.response.iter_bytes(64 * 1024)
-            first = next(chunks, b"")
-            key = partition.raw_key(self.object_name(download, sniff_suffix(first)))
             progress = ProgressLog(self.log.info, download.content_length, self.progress_interval)
             reader = HashingReader(
-                itertools.chain([first], chunks),
+                download.response.iter_bytes(64 * 1024),
                 expected_size=download.content_length,
                 progress=progress,
             )
+            head = reader.peek(SNIFF_BYTES)
+            key = partition.raw_key(self.object_name(download, sniff_suffix(head)))
             self.upload(reader, key, download)
             progress.report(f"stored s3://{self.bucket}/{key}")
         record_fetch_lineage(

@@ -68,9 +68,9 @@ class TaskKit:
     ``common``: the keyword arguments every task of the export takes (connection, pool,
     retries, timeouts); ``lake``: where a raw object lands; ``land(trigger_rule=...)``:
     the generic landing task, to be expanded over ``{"raw", "planned"}`` kwargs;
-    ``attach()``: the task that records a day's other originals (``{"raw", ...}`` items
-    of a mapped task's results, e.g. PDFs) in the manifest ``land`` published, expanded
-    over ``planned`` with ``evidence`` given whole.
+    ``attach()``: the one task of a run that records each day's other originals
+    (``{"raw", ...}`` items of a mapped task's results, e.g. PDFs) in the manifest
+    ``land`` published, called with ``(planned, evidence)``.
     """
 
     common: Mapping[str, Any]

@@ -4,7 +4,7 @@ An audit export is synchronous (no job to wait for), and its PDFs hold at most 5
 events, so its task group is::
 
     plan -> fetch_csv[] -> land[]
-                      └-> plan_pdf_windows -> fetch_pdfs[] -> attach_evidence[] (after land)
+                      └-> plan_pdf_windows -> fetch_pdfs[] -> attach_evidence (after land)
 
 The CSV of a slice is both the Parquet source and the event count that plans the PDF
 windows. ``land`` does not wait for the PDFs: a day whose PDFs fail still lands its
@@ -146,8 +146,7 @@ class MaxsightVendor(ExportVendor):
         pdfs = MaxsightAuditPdfsToS3Operator.partial(
             task_id="fetch_pdfs", **kit.common, **query, **kit.lake
         ).expand_kwargs(windows.map(pdf_batch_kwargs))
-        attach = kit.attach().partial(evidence=pdfs.output).expand(planned=planned)
-        land >> attach
+        land >> kit.attach()(planned, pdfs.output)
 
 
 def pdf_batch_kwargs(batch: Mapping[str, Any]) -> dict[str, Any]:
