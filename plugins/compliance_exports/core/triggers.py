@@ -50,6 +50,8 @@ CANCEL_TIMEOUT = 20.0
 USER_ENDED_STATES = frozenset({"failed", "success"})
 
 _heap_frozen = False
+#: on_kill decisions still running after on_kill itself was cut short (kept referenced)
+_BACKGROUND: set[asyncio.Future[None]] = set()
 
 
 async def task_state(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
@@ -197,13 +199,25 @@ class ExportStatusTrigger(BaseTrigger):
             return False
 
     async def on_kill(self) -> None:
-        """Cancel the remote job, but only if a person marked the task failed or success."""
+        """Cancel the remote job, but only if a person marked the task failed or success.
+
+        Asking for the task's state is a round trip through the triggerer's supervisor
+        that can outlast the runner's patience (it cancels ``on_kill`` again when the
+        trigger is still listed as cancelling): the decision runs shielded, so it finishes
+        (within :data:`CANCEL_TIMEOUT` for the cancel itself) even when ``on_kill`` is cut.
+        """
+        decision = asyncio.ensure_future(self._cancel_if_ended_by_a_person())
+        _BACKGROUND.add(decision)
+        decision.add_done_callback(_BACKGROUND.discard)
+        await asyncio.shield(decision)
+
+    async def _cancel_if_ended_by_a_person(self) -> None:
         hook = self.make_hook()
         if not (hook.can_cancel and self.cancellable):
             return
         state = await self.task_state()
         if state not in USER_ENDED_STATES:
-            self.log.info(
+            self.log.warning(
                 "export %s left running: the task is %s (cleared, or its trigger moved to "
                 "another triggerer), so its next try or new home follows the job",
                 self.job_id,
@@ -211,7 +225,8 @@ class ExportStatusTrigger(BaseTrigger):
             )
             return
         try:
-            await self._cancel(hook)
+            if await self._cancel(hook):
+                self.log.warning("export %s cancelled: its task was marked %s", self.job_id, state)
         finally:
             await hook.aclose()
 

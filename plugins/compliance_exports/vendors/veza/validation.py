@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from compliance_exports.core.errors import ExportValidationError, UnknownStatusError
+from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.vendors.veza.scim import (
     Compare,
     Node,
@@ -50,15 +50,6 @@ DECISIONS: tuple[str, ...] = (
     "RESULT_DECISION_FIXED",
 )
 
-STATUSES: tuple[str, ...] = (
-    "CREATED",
-    "PROCESSING",
-    "FINISHED",
-    "FAILED",
-    "CANCELLED",
-    "EXPIRED",
-)
-TERMINAL_STATUSES: frozenset[str] = frozenset({"FINISHED", "FAILED", "CANCELLED", "EXPIRED"})
 STATUS_PREFIX = "EXPORT_STATUS_"
 ORDER_DIRECTIONS: tuple[str, ...] = ("ASC", "DESC")
 
@@ -197,15 +188,3 @@ def parse_order_by(text: Any) -> list[tuple[str, bool]]:
             )
         keys.append((match.group("field"), direction == "DESC"))
     return keys
-
-
-def normalize_status(raw: Any) -> str:
-    """A status word in its canonical form: ``"EXPORT_STATUS_finished"`` -> ``"FINISHED"``.
-
-    Raises UnknownStatusError for anything that is not one of STATUSES.
-    """
-    word = raw.strip().upper() if isinstance(raw, str) else ""
-    word = word.removeprefix(STATUS_PREFIX)
-    if word not in STATUSES:
-        raise UnknownStatusError(str(raw), vendor="veza", known=STATUSES)
-    return word
