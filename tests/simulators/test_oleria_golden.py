@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "oleria"
 FILES = sorted(GOLDEN.glob("*.json"))
-VENDOR_APIS = Path("/work/shared/VENDOR_APIS.md")
+# ../shared beside the checkout (as on every developer machine and in CI)
+VENDOR_APIS = Path(__file__).resolve().parents[3] / "shared" / "VENDOR_APIS.md"
 AUDIENCE = "https://api.oleria.io"
 FILE_KEYS = {"source", "method", "path", "headers", "form", "json"}
 
