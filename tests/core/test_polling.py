@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compliance_exports.core.polling import PollLoop, PollOutcome, wait_for_export
+from compliance_exports.core.polling import PollLoop, PollOutcome, a_wait_for_export
 from compliance_exports.core.states import ExportPhase, ExportState
 
 
@@ -66,10 +66,14 @@ class TestPollLoop:
             PollLoop(deadline=1, **kwargs)
 
 
-def test_wait_for_export_polls_until_terminal() -> None:
+async def test_a_wait_for_export_polls_until_terminal() -> None:
     answers = iter([state(), state(), state("DONE")])
-    final, decision = wait_for_export(
-        lambda: next(answers), PollLoop(deadline=1e12, poll_interval=0.001)
+
+    async def next_state() -> ExportState:
+        return next(answers)
+
+    final, decision = await a_wait_for_export(
+        next_state, PollLoop(deadline=1e12, poll_interval=0.001)
     )
     assert final.raw_status == "DONE"
     assert decision.outcome is PollOutcome.DONE

@@ -3,7 +3,7 @@
 :class:`PollLoop` looks at each observed :class:`ExportState` and says what to do next:
 stop (terminal), sleep (with growing intervals), give up at the absolute deadline, or
 give up because ``(status, progress)`` has not changed for ``stall_timeout`` seconds.
-The two drivers (``wait_for_export`` here, ``ExportStatusTrigger.run``) only sleep.
+The driver (``a_wait_for_export``, run by ``ExportStatusTrigger``) only sleeps.
 """
 
 from __future__ import annotations
@@ -85,22 +85,10 @@ class PollLoop:
         return self.stall_timeout is not None and now - self._unchanged_since >= self.stall_timeout
 
 
-def wait_for_export(
-    get_state: Callable[[], ExportState], loop: PollLoop
-) -> tuple[ExportState, PollDecision]:
-    """Poll synchronously until the loop stops; return the last state and why it stopped."""
-    while True:
-        state = get_state()
-        decision = loop.observe(state)
-        if decision.outcome is not PollOutcome.SLEEP:
-            return state, decision
-        time.sleep(decision.delay)
-
-
 async def a_wait_for_export(
     get_state: Callable[[], Awaitable[ExportState]], loop: PollLoop
 ) -> tuple[ExportState, PollDecision]:
-    """Async twin of :func:`wait_for_export`: never blocks the event loop."""
+    """Poll until the loop stops; return the last state and why. Never blocks the loop."""
     while True:
         state = await get_state()
         decision = loop.observe(state)
