@@ -17,25 +17,12 @@ import pytest
 
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.maxsight import CHOICES, HOSTILE, MaxsightSettings
+from tests.simulators.test_maxsight import METADATA_KEYS  # the doc's list, quoted once
 
 pytestmark = pytest.mark.integration
 
 EXPORT = "/v5/audit-sentinel/events/export"
 STORE = {"store_start": "2026-10-01T00:00:00.000Z", "store_end": "2026-10-31T23:59:59.999Z"}
-# DOC: "metadata[KEY]=value with KEY in entity_id, assessment_id, ..., workflow_step"
-DOCUMENTED_METADATA = (
-    "entity_id",
-    "assessment_id",
-    "task_id",
-    "workflow_instance_id",
-    "screening_application_id",
-    "screening_config_id",
-    "match_id",
-    "inquiry_id",
-    "tag",
-    "cache_id",
-    "workflow_step",
-)
 LAST_MS = "2026-11-20T23:59:59.999Z"
 LATE = "2026-11-20T23:59:59.999500Z"  # half a millisecond after LAST_MS
 Pairs = Sequence[tuple[str, str]]
@@ -185,7 +172,7 @@ class TestUnknownParameters:
             r["event_id"] for r in everything if r["entity_id"] == entity
         ]
 
-    @pytest.mark.parametrize("key", DOCUMENTED_METADATA)
+    @pytest.mark.parametrize("key", METADATA_KEYS)
     def test_every_documented_metadata_key_is_known(self, client: Client, key: str) -> None:
         assert client.export([(f"metadata[{key}]", "no-such-value")]).status_code == 200
 

@@ -16,6 +16,7 @@ from compliance_exports.vendors.maxsight.query import (
     format_api_timestamp,
     parse_api_timestamp,
 )
+from tests.simulators.test_maxsight import METADATA_KEYS as DOCUMENTED_METADATA_KEYS
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 1, tzinfo=UTC)
@@ -30,19 +31,7 @@ def error_of(**fields: Any) -> ExportValidationError:
 
 def test_documented_constants() -> None:
     assert PDF_EVENT_LIMIT == 5000
-    assert METADATA_KEYS == (
-        "entity_id",
-        "assessment_id",
-        "task_id",
-        "workflow_instance_id",
-        "screening_application_id",
-        "screening_config_id",
-        "match_id",
-        "inquiry_id",
-        "tag",
-        "cache_id",
-        "workflow_step",
-    )
+    assert METADATA_KEYS == DOCUMENTED_METADATA_KEYS  # the client's against the doc's quote
 
 
 class TestTimestamps:
