@@ -12,6 +12,7 @@ needs it: ``submit_export``, ``get_export_state`` / ``a_get_export_state``,
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import ssl
 from collections.abc import Iterator, Mapping
@@ -245,11 +246,23 @@ class ExportHook(BaseHook):
         The POST is sent again only where the vendor cannot have acted on it (see
         ``core.http``); otherwise :class:`AmbiguousSubmitError` says a job may exist.
         """
+        asked_at = dt.datetime.now(dt.UTC)
         transport = self.get_transport()
         call = dataclasses.replace(self.submit_call(request), creates=True)
-        job_id = self.job_id_of(transport.request(call))
+        response = transport.request(call)
+        job_id = self.job_id_of(response)
+        reason = self.foreign_job_reason(response, request, asked_at)
+        if reason is not None:
+            raise ForeignJobRunning(job_id, reason)
         self.log.info("%s export submitted: job %s", self.vendor, job_id)
         return job_id
+
+    def foreign_job_reason(
+        self, response: httpx.Response, request: Mapping[str, Any], asked_at: dt.datetime
+    ) -> str | None:
+        """Why the job a submission was answered with is not ours (someone else's run the
+        vendor handed back), or None (the default: it is ours)."""
+        return None
 
     def recover_submission(self, request: Mapping[str, Any]) -> str | None:
         """The job an ambiguous submission of ``request`` created, where the vendor can say.

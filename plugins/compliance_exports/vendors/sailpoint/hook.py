@@ -8,7 +8,7 @@ unknown task. Errors are ``ErrorResponseDto`` (``messages[].text``), except 401
 
 "If non-concurrent task is already running then it returns" that task: the spec says
 it of the report *type*, so a run may get back someone else's task of the same type
-with other arguments. :meth:`SailPointHook.submit_export` adopts the answer only if it
+with other arguments. The answer is adopted only if it
 is ours by every signal it has (``reportType``; the arguments where ``attributes``
 carries them; a ``created``/``launched`` time not before our request, allowing for clock
 skew); otherwise :class:`ForeignJobRunning`: the export task waits it out, never
@@ -18,7 +18,6 @@ cancels it, and runs the report again. Cancel is declared for personal access to
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +30,6 @@ from compliance_exports.core.errors import ExportValidationError, FatalError
 from compliance_exports.core.hooks import (
     ExportHook,
     ExportNotFoundError,
-    ForeignJobRunning,
     extra_flag,
 )
 from compliance_exports.core.http import ApiCall, VendorResponseError, check_base_url
@@ -98,26 +96,16 @@ class SailPointHook(ExportHook):
         return ApiCall("POST", f"{self.reports}/run", json=dict(request))
 
     def job_id_of(self, response: httpx.Response) -> str:
-        return self.job_id_of_body(self.json_of(response, "sailpoint reports run"))
-
-    def submit_export(self, request: Mapping[str, Any]) -> str:
-        """Run the report; the task SailPoint answers with must be ours (module docstring)."""
-        asked_at = dt.datetime.now(dt.UTC)
-        transport = self.get_transport()
-        call = dataclasses.replace(self.submit_call(request), creates=True)
-        body = self.json_of(transport.request(call), "sailpoint reports run")
-        job_id = self.job_id_of_body(body)
-        reason = foreign_reason(body, request, asked_at)
-        if reason is not None:
-            raise ForeignJobRunning(job_id, reason)
-        self.log.info("sailpoint report submitted: task %s", job_id)
-        return job_id
-
-    @staticmethod
-    def job_id_of_body(body: Mapping[str, Any]) -> str:
+        body = self.json_of(response, "sailpoint reports run")
         if not body.get("id"):
             raise FatalError("sailpoint reports run: the answer has no task id")
         return str(body["id"])
+
+    def foreign_job_reason(
+        self, response: httpx.Response, request: Mapping[str, Any], asked_at: dt.datetime
+    ) -> str | None:
+        """The task SailPoint answered a run with must be ours (module docstring)."""
+        return foreign_reason(self.json_of(response, "sailpoint reports run"), request, asked_at)
 
     def cancel_refusal(self, error: VendorResponseError) -> str | None:
         if error.status_code == 403:
