@@ -77,8 +77,10 @@ class TestArguments:
         assert error_of("IDENTITIES", ["x"]) == "arguments: expected an object, got list"
 
     def test_unknown_argument_lists_the_allowed_ones(self) -> None:
+        # Stricter than the vendor on purpose (it ignores unknown keys): the message says so.
         assert error_of("IDENTITIES", {"correlatedonly": True}) == (
-            "arguments.correlatedonly: not an argument of IDENTITIES (allowed: correlatedOnly)"
+            "arguments.correlatedonly: not an argument of IDENTITIES (allowed: correlatedOnly); "
+            "SailPoint would silently ignore it, so it is refused as a likely typo"
         )
 
     @pytest.mark.parametrize(
@@ -90,9 +92,12 @@ class TestArguments:
                 "arguments.sourceName: '' is not a non-empty string",
             ),
             (
+                # removed from the spec in June 2024: an unknown key, whatever its value
                 "ACCOUNTS",
                 {**MINIMAL["ACCOUNTS"], "defaultS3Bucket": "false"},
-                "arguments.defaultS3Bucket: 'false' is not a boolean (true or false)",
+                "arguments.defaultS3Bucket: not an argument of ACCOUNTS "
+                "(allowed: application, sourceName); "
+                "SailPoint would silently ignore it, so it is refused as a likely typo",
             ),
             (
                 "IDENTITIES_DETAILS",
@@ -109,9 +114,13 @@ class TestArguments:
     def test_value_kinds(self, name: str, arguments: dict[str, Any], message: str) -> None:
         assert error_of(name, arguments) == message
 
-    def test_accounts_optional_bucket_arguments(self) -> None:
-        validate_report(
-            "ACCOUNTS", {**MINIMAL["ACCOUNTS"], "defaultS3Bucket": False, "s3Bucket": "b"}, "csv"
+    @pytest.mark.parametrize(("key", "value"), [("defaultS3Bucket", False), ("s3Bucket", "b")])
+    def test_accounts_optional_bucket_arguments(self, key: str, value: Any) -> None:
+        """Removed from every report type in June 2024: refused like any unknown key."""
+        assert REPORT_TYPES["ACCOUNTS"].argument_names == ("application", "sourceName")
+        assert error_of("ACCOUNTS", {**MINIMAL["ACCOUNTS"], key: value}) == (
+            f"arguments.{key}: not an argument of ACCOUNTS (allowed: application, sourceName); "
+            "SailPoint would silently ignore it, so it is refused as a likely typo"
         )
 
 
@@ -119,17 +128,43 @@ class TestSelectedFormats:
     @pytest.mark.parametrize("name", ["ORPHAN_IDENTITIES", "UNCORRELATED_ACCOUNTS"])
     @pytest.mark.parametrize(
         ("formats", "file_format"),
-        [(["CSV"], "csv"), (["PDF"], "pdf"), (["CSV", "PDF"], "pdf"), (["pdf", "csv"], "CSV")],
+        [(["CSV"], "csv"), (["PDF"], "pdf"), (["CSV", "PDF"], "pdf"), (["PDF", "CSV"], "CSV")],
     )
     def test_subsets(self, name: str, formats: list[str], file_format: str) -> None:
         validate_report(name, {"selectedFormats": formats}, file_format)
+
+    @pytest.mark.parametrize("name", ["ORPHAN_IDENTITIES", "UNCORRELATED_ACCOUNTS"])
+    @pytest.mark.parametrize(
+        ("formats", "index", "wrong", "meant"),
+        [
+            (["pdf"], 0, "pdf", "PDF"),
+            (["csv"], 0, "csv", "CSV"),
+            (["CSV", "Pdf"], 1, "Pdf", "PDF"),
+            (["pdf", "csv"], 0, "pdf", "PDF"),
+        ],
+    )
+    def test_wrong_case_is_refused_not_folded(
+        self, name: str, formats: list[str], index: int, wrong: str, meant: str
+    ) -> None:
+        """The spec's values are exactly CSV and PDF: the vendor answers 400 to ``pdf``."""
+        arguments = {"selectedFormats": formats}
+        assert error_of(name, arguments, "csv") == (
+            f"arguments.selectedFormats[{index}]: {wrong!r} is not allowed "
+            f"(allowed, case-exact: CSV, PDF); did you mean {meant!r}?"
+        )
+        assert arguments == {"selectedFormats": formats}  # nothing rewritten behind our back
 
     @pytest.mark.parametrize(
         ("formats", "message"),
         [
             ([], "arguments.selectedFormats: must name at least one of CSV, PDF"),
-            (["XLSX"], "arguments.selectedFormats[0]: 'XLSX' is not allowed (allowed: CSV, PDF)"),
-            (["CSV", "csv"], "arguments.selectedFormats[1]: 'csv' is listed twice"),
+            (
+                ["XLSX"],
+                "arguments.selectedFormats[0]: 'XLSX' is not allowed "
+                "(allowed, case-exact: CSV, PDF)",
+            ),
+            (["CSV", "CSV"], "arguments.selectedFormats[1]: 'CSV' is listed twice"),
+            ([1], "arguments.selectedFormats[0]: 1 is not allowed (allowed, case-exact: CSV, PDF)"),
             ("CSV", "arguments.selectedFormats: expected a list, got str"),
         ],
     )
@@ -160,7 +195,14 @@ class TestSearchExport:
         [
             (
                 {"indices": ["people"]},
-                "arguments.indices[0]: 'people' is not allowed (allowed: accessprofiles,",
+                "arguments.indices[0]: 'people' is not allowed "
+                "(allowed, case-exact: accessprofiles,",
+            ),
+            (
+                {"indices": ["Identities"]},
+                "arguments.indices[0]: 'Identities' is not allowed (allowed, case-exact: "
+                "accessprofiles, accountactivities, entitlements, events, identities, roles, *); "
+                "did you mean 'identities'?",
             ),
             ({"indices": "identities"}, "arguments.indices: expected a list, got str"),
             ({"columns": ["a", "b"]}, "arguments.columns: ['a', 'b'] is not a non-empty string"),

@@ -2,19 +2,29 @@
 
 Documented by SailPoint (DOC, OpenAPI spec ``sailpoint-oss/api-specs`` and the SDK
 models ``*ReportArguments``): the seven ``reportType`` values and their arguments -
-ACCOUNTS (``application``, ``sourceName`` required; ``defaultS3Bucket``, ``s3Bucket``),
-IDENTITIES_DETAILS (``correlatedOnly`` required), IDENTITIES (``correlatedOnly``),
+ACCOUNTS (``application``, ``sourceName`` required), IDENTITIES_DETAILS
+(``correlatedOnly`` required), IDENTITIES (``correlatedOnly``),
 IDENTITY_PROFILE_IDENTITY_ERROR (``authoritativeSource`` required), ORPHAN_IDENTITIES and
-UNCORRELATED_ACCOUNTS (``selectedFormats`` from CSV, PDF; both when absent),
-SEARCH_EXPORT (``query`` required, ``indices`` from the search Index enum, ``columns`` a
-comma-separated string, ``sort`` field names with an optional +/- prefix); the download
-``fileFormat`` csv|pdf.
+UNCORRELATED_ACCOUNTS (``selectedFormats``: exactly ``CSV`` and/or ``PDF``, case-exact;
+both when absent), SEARCH_EXPORT (``query`` required, ``indices`` from the search Index
+enum, ``columns`` a comma-separated string, ``sort`` field names with an optional +/-
+prefix); the download ``fileFormat`` csv|pdf. ``defaultS3Bucket`` / ``s3Bucket`` were
+removed from every report type in June 2024: they are not arguments any more.
 
-Our CHOICES: ``defaultS3Bucket`` is optional (one spec revision lists it as required,
-the API docs do not); arguments not in the table are refused (typos fail fast; the
-table is data, a new argument is one line); ``selectedFormats`` must not be empty or
-repeat a format; SEARCH_EXPORT offers only csv (its zip); asking for a ``fileFormat``
-the report does not produce is an error; formats are matched case-insensitively.
+Our rules, stricter than the vendor on purpose:
+
+* An argument key not in the table is refused before submitting. The vendor's argument
+  schemas do not forbid extra keys, so SailPoint accepts and *ignores* an unknown key
+  (DOC); in a registry entry such a key is almost always a typo that would silently do
+  nothing, so we name it instead. The table is data: a new argument is one line.
+* ``selectedFormats`` values are matched case-exactly (``"pdf"`` is refused, naming the
+  allowed ``CSV``, ``PDF``; never upper-cased for the vendor: the vendor answers 400 to
+  it, and a registry typo should be named). The list must not be empty or repeat a format.
+* ``indices`` values are matched case-exactly too (the Index enum is lower case).
+* SEARCH_EXPORT offers only csv (its zip); asking for a ``fileFormat`` the run does not
+  produce is an error. ``fileFormat`` itself is our download option, not a vendor
+  argument: it is accepted in any case and always sent in lower case (``csv``/``pdf``,
+  the documented values).
 """
 
 from __future__ import annotations
@@ -58,28 +68,30 @@ def _check_list(path: str, value: Any) -> list[Any]:
     return list(value)
 
 
-def _check_choices(path: str, value: Any, allowed: tuple[str, ...], *, fold: bool) -> None:
+def _check_choices(path: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """A non-empty list of distinct values from ``allowed``, matched case-exactly."""
     items = _check_list(path, value)
     if not items:
         raise ExportValidationError(path, f"must name at least one of {', '.join(allowed)}")
     seen: set[str] = set()
     for i, item in enumerate(items):
-        key = item.upper() if fold and isinstance(item, str) else item
-        if key not in allowed:
-            raise ExportValidationError(
-                f"{path}[{i}]", f"{item!r} is not allowed (allowed: {', '.join(allowed)})"
-            )
-        if key in seen:
+        if item not in allowed:
+            problem = f"{item!r} is not allowed (allowed, case-exact: {', '.join(allowed)})"
+            other_case = [a for a in allowed if isinstance(item, str) and a.lower() == item.lower()]
+            if other_case:
+                problem += f"; did you mean {other_case[0]!r}?"
+            raise ExportValidationError(f"{path}[{i}]", problem)
+        if item in seen:
             raise ExportValidationError(f"{path}[{i}]", f"{item!r} is listed twice")
-        seen.add(key)
+        seen.add(item)
 
 
 def _check_formats(path: str, value: Any) -> None:
-    _check_choices(path, value, SELECTABLE_FORMATS, fold=True)
+    _check_choices(path, value, SELECTABLE_FORMATS)
 
 
 def _check_indices(path: str, value: Any) -> None:
-    _check_choices(path, value, SEARCH_INDICES, fold=False)
+    _check_choices(path, value, SEARCH_INDICES)
 
 
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -159,8 +171,6 @@ REPORT_TYPES: Mapping[str, ReportType] = {
             (
                 Argument("application", "text", required=True),
                 Argument("sourceName", "text", required=True),
-                Argument("defaultS3Bucket", "boolean"),
-                Argument("s3Bucket", "text"),
             ),
         ),
         ReportType("IDENTITIES_DETAILS", (Argument("correlatedOnly", "boolean", required=True),)),
@@ -210,7 +220,11 @@ def validate_report(report_type: Any, arguments: Any, file_format: Any) -> None:
 
 
 def validate_arguments(report: ReportType, arguments: Any) -> None:
-    """Check ``arguments`` against the report's table: names, required ones, value kinds."""
+    """Check ``arguments`` against the report's table: names, required ones, value kinds.
+
+    An unknown key is refused: our deliberate rule, stricter than SailPoint, which accepts
+    and ignores keys its schemas do not name (an unknown key is almost always a typo).
+    """
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, Mapping):
@@ -219,9 +233,12 @@ def validate_arguments(report: ReportType, arguments: Any) -> None:
         )
     for name in arguments:
         if name not in report.argument_names:
+            # Our rule, not the vendor's: SailPoint would accept and ignore the key.
             allowed = ", ".join(report.argument_names) or "none"
             raise ExportValidationError(
-                f"arguments.{name}", f"not an argument of {report.name} (allowed: {allowed})"
+                f"arguments.{name}",
+                f"not an argument of {report.name} (allowed: {allowed}); "
+                "SailPoint would silently ignore it, so it is refused as a likely typo",
             )
     for argument in report.arguments:
         if argument.name in arguments:
