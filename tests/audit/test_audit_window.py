@@ -117,13 +117,16 @@ class TestWindow:
         assert one == same
         assert len({one, same}) == 1
 
-    def test_query_params_carry_inclusive_bounds_and_filters(self) -> None:
-        window = Window(DAY_MS, DAY_MS + 999, {"system_source": ("api",)})
-        assert window.query_params() == {
-            "range_start": "2026-11-21T00:00:00.000Z",
-            "range_end": "2026-11-21T00:00:00.999Z",
-            "system_source": ["api"],
-        }
+    def test_pdf_query_carries_inclusive_bounds_and_filters(self) -> None:
+        window = Window(DAY_MS, DAY_MS + 999, {"system_source": ("web", "api")})
+        assert window.pdf_query(AuditExportQuery()).to_params() == [
+            ("range_start", "2026-11-21T00:00:00.000Z"),
+            ("range_end", "2026-11-21T00:00:00.999999Z"),  # the last microsecond of its ms
+            ("system_source", "api"),  # repeated keys (DOC), never system_source[]=
+            ("system_source", "web"),
+            ("file_type", "pdf"),
+            ("locale", "en"),
+        ]
 
     def test_pdf_query_narrows_the_export_query(self) -> None:
         base = AuditExportQuery(auditee_id=("p-1",), event_type=("a", "b", "c"), locale="en-GB")

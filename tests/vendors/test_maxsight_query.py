@@ -138,7 +138,9 @@ class TestValidation:
         )
 
     def test_file_type_case(self) -> None:
-        assert AuditExportQuery(file_type="PDF").is_pdf
+        query = AuditExportQuery(file_type="PDF")
+        assert query.file_type == "pdf"
+        assert ("file_type", "pdf") in query.to_params()
 
     @pytest.mark.parametrize("locale", ["en", "en-GB", "pt_BR", "fil"])
     def test_locales(self, locale: str) -> None:

@@ -147,10 +147,6 @@ class AuditExportQuery:
             )
         )
 
-    @property
-    def is_pdf(self) -> bool:
-        return self.file_type == "pdf"
-
     def to_params(self) -> list[tuple[str, str]]:
         """The query string pairs, arrays as repeated keys (see module docstring)."""
         return list(self._pairs())

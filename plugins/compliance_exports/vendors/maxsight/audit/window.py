@@ -131,19 +131,6 @@ class Window:
         found = values or {}
         return all(found.get(dim) in allowed for dim, allowed in self.filters.items())
 
-    def query_params(self) -> dict[str, str | list[str]]:
-        """``range_start``/``range_end`` and the filters of this window, for the Maxsight request.
-
-        Array filters come as plain lists keyed by name (``{"event_type": [...]}``); how they
-        are written on the URL (``event_type[]=`` or repeated keys) is the query model's job.
-        """
-        params: dict[str, str | list[str]] = {
-            "range_start": format_ms(self.start_ms),
-            "range_end": format_ms(self.end_ms),
-        }
-        params.update({dim: list(values) for dim, values in self.filters.items()})
-        return params
-
     def pdf_query(self, base: AuditExportQuery) -> AuditExportQuery:
         """``base`` (the export's own filters) narrowed to this window, as a PDF request.
 
