@@ -4,6 +4,9 @@ The windows come from :func:`compliance_exports.vendors.maxsight.audit.plan_pdf_
 (counted with the CSV export of the same range and filters). Events may arrive between counting and
 fetching: a window Maxsight refuses with 400 for the PDF limit is bisected and fetched
 again, to a bounded depth (:func:`~compliance_exports.vendors.maxsight.audit.fetch_with_bisection`).
+Which 400 is the limit is decided by :func:`is_pdf_limit_refusal`: Maxsight's error body
+is unpublished, so when it does not speak of the limit the window is counted again with
+the CSV export, and the count decides.
 Each PDF lands in the raw zone under a name derived from its window, so a rerun
 overwrites the same objects.
 """
@@ -16,10 +19,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.core.http import VendorResponseError
 from compliance_exports.vendors.maxsight.audit import SPLIT_DIMENSIONS, Window, fetch_with_bisection
 from compliance_exports.vendors.maxsight.hook import MaxsightHook
 from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
+from compliance_exports.vendors.maxsight.query import PDF_EVENT_LIMIT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,13 +32,54 @@ if TYPE_CHECKING:
 _LIMIT_WORDS = re.compile(r"limit|5,?000|too many|exceed", re.IGNORECASE)
 
 
-def is_pdf_limit_refusal(error: Exception) -> bool:
-    """A 400 whose message speaks of the PDF event limit (Maxsight's body is unpublished)."""
-    return (
-        isinstance(error, VendorResponseError)
-        and error.status_code == 400
-        and bool(_LIMIT_WORDS.search(f"{error.vendor_message} {error}"))
-    )
+def is_pdf_limit_refusal(
+    error: Exception, *, events: int | None = None, limit: int = PDF_EVENT_LIMIT
+) -> bool:
+    """Whether ``error`` is Maxsight refusing a PDF request for its event limit.
+
+    VENDOR_APIS.md section 4: a PDF of more than 5,000 events fails with 400 (DOC); so does
+    ``range_start`` after ``range_end`` (DOC), and so may a bad parameter. The error body is
+    unpublished: a JSON envelope, bare text or nothing at all, in unknown words. Hence:
+
+    * only a 400 can be the limit;
+    * ``events``, the request's events counted with the CSV export (which has no limit),
+      decides when given, whatever the body says: over ``limit`` it is the limit (the
+      client validated the parameters and ``range_start <= range_end`` before sending, so
+      the other documented 400s cannot apply); at or under ``limit`` it cannot be;
+    * without a count, only a message that speaks of the limit is taken for it: an empty
+      or otherwise worded body is not, the caller counts (see the operator).
+    """
+    if not isinstance(error, VendorResponseError) or error.status_code != 400:
+        return False
+    if events is not None:
+        return events > limit
+    return bool(_LIMIT_WORDS.search(f"{error.vendor_message} {error}"))
+
+
+class PdfLimitRefusedError(VendorResponseError):
+    """A 400 for a PDF whose body did not say why, shown to be the limit by counting."""
+
+    def __init__(
+        self, answer: str, window: Window, events: int, limit: int, vendor_message: str = ""
+    ) -> None:
+        super().__init__(
+            f"{answer}; the CSV export counts {events} events in window {window}, "
+            f"over the PDF limit of {limit}: the 400 is the PDF event limit",
+            status_code=400,
+            vendor_message=vendor_message,
+        )
+        self.answer = answer
+        self.window = window
+        self.events = events
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        args = (self.answer, self.window, self.events, self.limit, self.vendor_message)
+        return (type(self), args)
+
+
+def _refused_for_limit(error: Exception) -> bool:
+    return isinstance(error, PdfLimitRefusedError) or is_pdf_limit_refusal(error)
 
 
 def pdf_filename(window: Window) -> str:
@@ -56,6 +102,13 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
 
     Returns one ``{"window", "expected_events", "raw"}`` per PDF landed; the parts of a
     window split by bisection are counted again with a CSV request of the same window.
+
+    A 400 whose body does not speak of the PDF limit (Maxsight's body is unpublished: it
+    may be empty or worded otherwise) is settled by counting the window with the CSV
+    export: over ``pdf_event_limit`` it is the limit and the window is bisected; otherwise
+    it is another 400 and fails the task with Maxsight's answer, never bisected.
+    ``pdf_event_limit`` is Maxsight's documented 5,000; lower it only for a simulator
+    configured with a lower limit.
     """
 
     template_fields = (*MaxsightAuditExportToS3Operator.template_fields, "windows")
@@ -65,12 +118,18 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
         *,
         windows: Sequence[Mapping[str, Any]],
         max_bisection_depth: int = 4,
+        pdf_event_limit: int = PDF_EVENT_LIMIT,
         **kwargs: Any,
     ) -> None:
         kwargs["file_type"] = "pdf"
         super().__init__(**kwargs)
+        if isinstance(pdf_event_limit, bool) or not isinstance(pdf_event_limit, int):
+            raise ExportValidationError("pdf_event_limit", f"{pdf_event_limit!r} is not an integer")
+        if pdf_event_limit < 1:
+            raise ExportValidationError("pdf_event_limit", f"{pdf_event_limit} is not >= 1")
         self.windows = windows
         self.max_bisection_depth = max_bisection_depth
+        self.pdf_event_limit = pdf_event_limit
 
     def execute(self, context: Context) -> list[dict[str, Any]]:  # type: ignore[override]
         base = {dim: tuple(getattr(self, dim)) for dim in SPLIT_DIMENSIONS}
@@ -80,7 +139,7 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
             pieces = fetch_with_bisection(
                 planned,
                 lambda window: self._fetch_window(window, base, context),
-                is_pdf_limit_refusal,
+                _refused_for_limit,
                 max_depth=self.max_bisection_depth,
             )
             split = len(pieces) > 1
@@ -97,7 +156,8 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
         return landed
 
     def _count_events(self, window: Window) -> int:
-        """Count a bisected window's events again (CSV of the same query, in UTC/English)."""
+        """Count a window's events again (CSV of the same query, in UTC/English): a part
+        of a bisected window, or a window refused with a 400 that does not say why."""
         from compliance_exports.vendors.maxsight.audit import counting_query, read_counting_csv
 
         assert self._query is not None, "a PDF was fetched for this window first"
@@ -115,4 +175,19 @@ class MaxsightAuditPdfsToS3Operator(MaxsightAuditExportToS3Operator):
         for dim in SPLIT_DIMENSIONS:
             setattr(self, dim, tuple(window.filters.get(dim, base[dim])))
         self.filename = pdf_filename(window)
-        return dict(super().execute(context))
+        try:
+            return dict(super().execute(context))
+        except VendorResponseError as error:
+            if error.status_code != 400 or is_pdf_limit_refusal(error):
+                raise  # not a 400, or one that says it is the limit
+            # The body does not say why (empty, or other words): count what we asked for.
+            events = self._count_events(window)
+            if is_pdf_limit_refusal(error, events=events, limit=self.pdf_event_limit):
+                raise PdfLimitRefusedError(
+                    str(error), window, events, self.pdf_event_limit, error.vendor_message
+                ) from error
+            error.add_note(
+                f"window {window} counts {events} events, within the PDF limit of "
+                f"{self.pdf_event_limit}: this 400 is not the limit, so it is not bisected"
+            )
+            raise
