@@ -2,7 +2,8 @@
 
 Tests validate every logged answer against their OpenAPI document of the report API.
 Each entry has the method, the path, the route template that served it (``None`` when no
-route matched), the status, the Content-Type and, for a JSON answer, its parsed body.
+route matched), the status, the Content-Type, the headers a client acts on
+(:data:`KEPT_HEADERS`) and, for a JSON answer, its parsed body.
 Non-JSON bodies (the report files) are not kept. ``/_sim`` admin answers are not logged.
 """
 
@@ -20,6 +21,8 @@ from fastapi import FastAPI
 ADMIN_PREFIX = "/_sim"
 KEEP = 5000  # answers kept; older ones are dropped (and counted)
 JSON_BODY_LIMIT = 1024 * 1024  # a JSON body larger than this is logged as truncated
+#: response headers kept in the log (lower-case names), for the document's header checks
+KEPT_HEADERS = (b"retry-after", b"content-disposition")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,6 +41,7 @@ class LoggedResponse:
     json_body: Any = None
     has_json_body: bool = False
     truncated: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class _Capture:
     def __init__(self) -> None:
         self.status = 0
         self.content_type: str | None = None
+        self.headers: dict[str, str] = {}
         self.body = bytearray()
         self.truncated = False
 
@@ -79,6 +84,8 @@ class _Capture:
             for name, value in message.get("headers", []):
                 if name.lower() == b"content-type":
                     self.content_type = value.decode("latin-1")
+                elif name.lower() in KEPT_HEADERS:
+                    self.headers[name.decode("latin-1")] = value.decode("latin-1")
         elif message["type"] == "http.response.body" and self.is_json:
             if len(self.body) < JSON_BODY_LIMIT:
                 self.body += message.get("body", b"")
@@ -98,6 +105,7 @@ class _Capture:
             status=self.status,
             content_type=self.content_type,
             truncated=self.truncated,
+            headers=dict(self.headers),
         )
         if self.is_json and self.body and not self.truncated:
             try:
