@@ -71,7 +71,8 @@ def entry(method: str, path: str, status: int, body: Any = None, **kw: Any) -> d
         (entry("POST", "/v3/reports/abc/cancel", 404, {"detailCode": "404"}),
          "status 404 is not declared"),
         (entry("POST", "/v3/reports/abc/cancel", 204, {}), "a JSON body where none"),
-        (entry("GET", "/v3/reports/abc", 200, content_type="text/csv"), "mimetype not found: text/csv"),
+        (entry("GET", "/v3/reports/abc", 200, content_type="text/csv"),
+         "mimetype not found: text/csv"),
         (entry("POST", "/v3/reports/run", 200, {"completionStatus": "DONE"}), "'DONE'"),
         (entry("POST", "/v3/reports/run", 401, {"message": "no"}), "'error' is a required"),
         (entry("GET", "/v3/task-status/abc", 200, {}), "no operation of the document"),
@@ -97,8 +98,13 @@ def test_wrong_answers_are_caught(answer: dict[str, Any], problem: str) -> None:
         entry("GET", "/v3/reports/abc", 200, content_type="application/pdf"),
         entry("POST", "/v3/reports/run", 503, {"detailCode": "503.0 Error", "messages": []}),
         entry("GET", "/v3/task-status/abc", 404, {"detail": "Not Found"}),
-        entry("POST", "/v3/reports/run", 429, {"message": " Rate Limit Exceeded "},
-              headers={"Retry-After": "3"}),
+        entry(
+            "POST",
+            "/v3/reports/run",
+            429,
+            {"message": " Rate Limit Exceeded "},
+            headers={"Retry-After": "3"},
+        ),
     ],
 )
 def test_right_answers_pass(answer: dict[str, Any]) -> None:
