@@ -177,31 +177,42 @@ def sim(simulators: dict[str, Any]) -> Iterator[dict[str, Any]]:
     _reset(simulators)
 
 
-def _sailpoint_sims(values: Any) -> list[Any]:
-    """The running SailPoint simulators among a test's fixture values (or their dicts)."""
+def _sailpoint_urls(values: Any) -> set[str]:
+    """The base URLs of the SailPoint simulators among a test's fixture values: a
+    RunningSimulator, a dict of them, the in-process services of a stack (``simulators``)
+    or a local stack's description (``info["simulators"]``)."""
     from include.simulators import RunningSimulator
 
-    found = []
+    found: set[str] = set()
     for value in values:
+        if isinstance(getattr(value, "simulators", None), dict):
+            value = value.simulators
+        described = getattr(value, "info", None)
+        if isinstance(described, dict) and "sailpoint" in described.get("simulators", {}):
+            found.add(str(described["simulators"]["sailpoint"]["base_url"]))
+            continue
         inner = value.values() if isinstance(value, dict) else [value]
-        found += [v for v in inner if isinstance(v, RunningSimulator) and v.vendor == "sailpoint"]
+        found |= {
+            v.base_url for v in inner if isinstance(v, RunningSimulator) and v.vendor == "sailpoint"
+        }
     return found
 
 
 @pytest.fixture(autouse=True)
 def sailpoint_answers_as_documented(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test, every answer of the SailPoint simulators it used must match
-    tests/openapi/sailpoint-reports.yaml (a mismatch errors the test at teardown)."""
+    """After each test, every answer of the SailPoint simulators it used (its own, or a
+    stack's) must match tests/openapi/sailpoint-reports.yaml (a mismatch errors the test
+    at teardown)."""
     yield
-    sims = _sailpoint_sims(getattr(request.node, "funcargs", {}).values())
-    if sims:
+    urls = _sailpoint_urls(getattr(request.node, "funcargs", {}).values())
+    if urls:
         import httpx
 
         from tests.openapi.sailpoint_validator import assert_answers_valid
 
-        for running in {id(s): s for s in sims}.values():
+        for url in sorted(urls):
             with contextlib.suppress(httpx.ConnectError):  # stopped by its own fixture
-                assert_answers_valid(running.base_url)
+                assert_answers_valid(url)
 
 
 @pytest.fixture(scope="session")

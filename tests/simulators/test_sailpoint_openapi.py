@@ -179,14 +179,21 @@ def test_the_log_is_bounded_and_counts_what_it_dropped() -> None:
 
 
 def test_the_suite_hook_finds_sailpoint_simulators_among_fixture_values() -> None:
-    """tests/conftest.py checks the SailPoint simulators a test used: direct or in a dict."""
-    from tests.conftest import _sailpoint_sims
+    """tests/conftest.py checks the SailPoint simulators a test used: direct, in a dict,
+    in a stack's in-process services, or described by a local stack's stack.json."""
+    from types import SimpleNamespace
 
-    def sim(vendor: str) -> RunningSimulator:
-        return RunningSimulator(vendor, f"http://{vendor}", {})
+    from tests.conftest import _sailpoint_urls
 
-    direct, in_dict, other = sim("sailpoint"), sim("sailpoint"), sim("veza")
+    def sim(vendor: str, host: str) -> RunningSimulator:
+        return RunningSimulator(vendor, f"http://{host}", {})
 
-    found = _sailpoint_sims([direct, {"sailpoint": in_dict, "veza": other}, other, "x", None])
+    direct, in_dict, other = sim("sailpoint", "a"), sim("sailpoint", "b"), sim("veza", "c")
+    services = SimpleNamespace(simulators={"sailpoint": sim("sailpoint", "d"), "veza": other})
+    stack = SimpleNamespace(info={"simulators": {"sailpoint": {"base_url": "http://e"}}})
 
-    assert found == [direct, in_dict]
+    found = _sailpoint_urls(
+        [direct, {"sailpoint": in_dict, "veza": other}, other, services, stack, "x", None]
+    )
+
+    assert found == {"http://a", "http://b", "http://d", "http://e"}
