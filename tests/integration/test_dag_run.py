@@ -86,7 +86,8 @@ def run_retry_dag(oleria: RunningSimulator, task_id: str, day: dt.datetime) -> A
     """dag.test() of one task of the retry DAG (the other is left out of the run).
 
     (dag.test() deletes an earlier run of the same logical date, state store and all, so
-    a Clear is tested on the local stack instead: tests/e2e/test_durable_exports.py.)
+    a Clear is tested on the native stack instead:
+    tests/distributed/test_pipeline_on_celery.py.)
     """
     set_connection("oleria_default", oleria.connection())
     with oleria.admin() as admin:
@@ -122,4 +123,94 @@ def test_a_failed_job_is_resubmitted_and_deferred_again_in_one_try(
     raw = ti.xcom_pull(task_ids="heal")
     assert [job.get("ended") for job in raw["jobs"]] == ["failed", None]
     assert len(oleria_posts(oleria)) == 2
+    assert s3.read(raw["key"])
+
+
+def task_log(test_bundle: Path, capfd: pytest.CaptureFixture[str]) -> str:
+    output = capfd.readouterr()
+    return output.out + output.err + "".join(
+        p.read_text(errors="replace") for p in test_bundle.rglob("*.log")
+    )
+
+
+def test_a_fresh_export_is_submitted_once_and_its_retry_reattaches(
+    test_bundle: Path, simulators: dict[str, RunningSimulator], s3: LocalS3
+) -> None:
+    oleria = simulators["oleria"]
+    dag_run = run_retry_dag(oleria, "fresh_crash", DAY + dt.timedelta(days=2))
+
+    assert dag_run.state == "success"
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 2
+    assert len(oleria_posts(oleria)) == 1  # fresh once per Clear generation, not per try
+    raw = ti.xcom_pull(task_ids="fresh_crash")
+    assert [job["try_number"] for job in raw["jobs"]] == [1]
+
+
+def test_a_long_retry_after_is_spent_deferred_through_dag_test(
+    test_bundle: Path,
+    simulators: dict[str, RunningSimulator],
+    s3: LocalS3,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import time
+
+    oleria = simulators["oleria"]
+    with oleria.admin() as admin:
+        fault = {"kind": "rate_limit", "count": 1, "retry_after": 3, "path": "/v1/downloads$"}
+        admin.post("/_sim/faults", json=fault).raise_for_status()
+    started = time.monotonic()
+    dag_run = run_retry_dag(oleria, "long_wait", DAY + dt.timedelta(days=3))
+    took = time.monotonic() - started
+
+    assert dag_run.state == "success"
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 1
+    assert [r["status"] for r in oleria_posts(oleria)] == [429, 201]
+    assert "waiting 3 s deferred (no worker slot held)" in task_log(test_bundle, capfd)
+    assert took >= 3.0  # the 3 s were waited in full, not cut short
+
+
+def test_an_ambiguous_submission_fails_the_task_without_a_retry(
+    test_bundle: Path,
+    simulators: dict[str, RunningSimulator],
+    s3: LocalS3,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    oleria = simulators["oleria"]
+    with oleria.admin() as admin:
+        fault = {"kind": "server_error", "count": 1, "status": 500, "path": "/v1/downloads$"}
+        admin.post("/_sim/faults", json=fault).raise_for_status()
+    dag_run = run_retry_dag(oleria, "ambiguous", DAY + dt.timedelta(days=4))
+
+    assert dag_run.state == "failed"
+    (ti,) = dag_run.get_task_instances()
+    assert ti.state == "failed"
+    assert ti.try_number == 1  # retries=1, yet no second try: a person decides
+    assert len(oleria_posts(oleria)) == 1  # never sent twice
+    assert "may have created a job" in task_log(test_bundle, capfd)
+    assert not s3.keys("raw/vendor=oleria/dataset=ambiguous/")
+
+
+def test_an_expired_veza_export_is_exported_again_in_the_same_try(
+    test_bundle: Path, simulators: dict[str, RunningSimulator], s3: LocalS3
+) -> None:
+    veza = simulators["veza"]
+    set_connection("veza_default", veza.connection())
+    with veza.admin() as admin:
+        admin.delete("/_sim/requests")
+        admin.post("/_sim/faults", json={"kind": "veza_expired", "count": 1}).raise_for_status()
+    dag = load_dag("export_retry_dag").partial_subset(task_ids=["veza_expired"])
+    dag_run = dag.test(logical_date=DAY + dt.timedelta(days=5))
+
+    assert dag_run.state == "success"
+    (ti,) = dag_run.get_task_instances()
+    assert ti.try_number == 1
+    raw = ti.xcom_pull(task_ids="veza_expired")
+    assert [job.get("ended") for job in raw["jobs"]] == ["EXPIRED", None]
+    assert raw["jobs"][1]["resubmit"] is True
+    assert raw["resubmit_budget"] == 1
+    with veza.admin() as admin:
+        creates = [r for r in admin.get("/_sim/requests").json() if r["method"] == "POST"]
+    assert len([r for r in creates if "token" not in r["path"]]) == 2
     assert s3.read(raw["key"])

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from compliance_exports.core.errors import ExportError, ExportValidationError
+from compliance_exports.core.hooks import ExportNotFoundError
+from compliance_exports.core.states import ExportPhase
+from compliance_exports.registry import load_registry
 from compliance_exports.vendors.sailpoint.hook import SailPointHook
 from compliance_exports.vendors.sailpoint.operators import SailPointReportOperator
 from compliance_exports.vendors.sailpoint.triggers import SailPointReportTrigger
-from include.simulators import RunningSimulator
+from include.simulators import RunningSimulator, start_simulator
+from include.simulators.sailpoint import FOREIGN_LAUNCHER
 from tests.conftest import LocalS3
 from tests.integration.conftest import (
+    FAST_RETRIES,
     arm,
     configure,
     deferred_trigger,
@@ -46,6 +53,40 @@ def export(context: dict[str, Any], s3: LocalS3, **kwargs: Any) -> dict[str, Any
 
 def runs(sim: RunningSimulator) -> list[dict[str, Any]]:
     return [r for r in requests_seen(sim, "/run") if r["method"] == "POST"]
+
+
+def exports_of(sim: RunningSimulator) -> dict[str, dict[str, Any]]:
+    """The simulator's facts of every report task (arguments, launcher, status)."""
+    with sim.admin() as admin:
+        exports: dict[str, dict[str, Any]] = admin.get("/_sim/facts").json()["exports"]
+    return exports
+
+
+@pytest.fixture
+def own_sailpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RunningSimulator]]:
+    """``own_sailpoint(profile=..., **settings)``: a simulator of this test alone, the
+    ``sailpoint_default`` connection on it; its answers checked against the OpenAPI
+    document and the simulator stopped after the test."""
+    from tests.openapi.sailpoint_validator import assert_answers_valid
+
+    started: list[RunningSimulator] = []
+
+    def make(profile: str = "default", **settings: Any) -> RunningSimulator:
+        sim = start_simulator(
+            "sailpoint", seed=11, profile=profile, **{"rows": 25, "latency": 0.3, **settings}
+        )
+        started.append(sim)
+        conn = sim.connection()
+        conn["extra"] = {**conn["extra"], **FAST_RETRIES}
+        monkeypatch.setenv("AIRFLOW_CONN_SAILPOINT_DEFAULT", json.dumps(conn))
+        return sim
+
+    yield make
+    for sim in started:
+        try:
+            assert_answers_valid(sim.base_url)
+        finally:
+            sim.stop()
 
 
 @pytest.mark.parametrize(("layout", "prefix"), [("v3", "/v3/reports"), ("unified", "/reports/v1")])
@@ -286,3 +327,150 @@ def test_a_search_export_whose_csvs_differ_in_header_fails_naming_the_member(
         land_raw_object(raw, {}, aws_conn_id=s3.conn_id, bucket=s3.bucket)
     assert s3.keys("curated/") == []
     assert s3.read(raw["key"])[:2] == b"PK"
+
+
+# --------------------------------------------------------------------------- no echo, hostile
+
+
+@pytest.mark.parametrize("age", [30, 600])
+def test_without_echoed_arguments_a_task_started_before_we_asked_is_waited_out(
+    own_sailpoint: Callable[..., RunningSimulator],
+    s3: LocalS3,
+    context: dict[str, Any],
+    age: int,
+) -> None:
+    """``attributes`` carries no argument (CHOICE echo_arguments=False): someone else's
+    running task of our report type, started ``age`` s before we asked, is still told
+    from ours by its start on the tenant's clock (the answer's Date). Before that check a
+    task started less than CLOCK_SKEW (2 min) before was adopted and its file landed."""
+    sim = own_sailpoint(
+        echo_arguments=False, foreign_task_at_first_run=True, foreign_task_age=age, latency=1.0
+    )
+    raw = export(context, s3)
+    exports = exports_of(sim)
+    [theirs] = [tid for tid, task in exports.items() if task["launcher"] == FOREIGN_LAUNCHER]
+    assert raw["job_id"] != theirs
+    assert exports[raw["job_id"]]["arguments"] == IDENTITIES["arguments"]
+    assert exports[raw["job_id"]]["launcher"] == sim.credentials["login"]
+    assert exports[theirs]["status"] == "SUCCESS"  # waited out, never cancelled
+    assert requests_seen(sim, "/cancel") == []
+    assert len(runs(sim)) == 2  # answered with theirs, then ours
+    assert [job["job_id"] for job in raw["jobs"]] == [raw["job_id"]]
+
+
+def test_without_echoed_arguments_our_own_task_is_adopted(
+    own_sailpoint: Callable[..., RunningSimulator], s3: LocalS3, context: dict[str, Any]
+) -> None:
+    sim = own_sailpoint(echo_arguments=False)
+    raw = export(context, s3)
+    assert len(runs(sim)) == 1
+    assert exports_of(sim)[raw["job_id"]]["arguments"] == IDENTITIES["arguments"]
+    # a second run of the same request while ours runs is answered with ours: adopted
+    configure(sim, latency=30)
+    hook = SailPointHook()
+    first = hook.submit_export(raw["request"])
+    assert hook.submit_export(raw["request"]) == first
+    hook.cancel_export(first)
+
+
+def test_every_default_registry_report_lands_against_the_hostile_tenant(
+    own_sailpoint: Callable[..., RunningSimulator], s3: LocalS3, context: dict[str, Any]
+) -> None:
+    """The hostile profile's first run of each report type meets someone else's running
+    task of that type (other arguments, none echoed, started 10 minutes earlier): every
+    SailPoint export of the default registry waits it out, never cancels it, runs again
+    and lands its own report."""
+    sim = own_sailpoint(profile="hostile")
+    entries = [e for e in load_registry().entries if e.vendor.name == "sailpoint"]
+    assert len({e.params["report_type"] for e in entries}) == len(entries) >= 3
+    for entry in entries:
+        raw = export(context, s3, dataset=entry.dataset, **entry.params)
+        exports = exports_of(sim)
+        assert exports[raw["job_id"]]["launcher"] == sim.credentials["login"], entry.name
+        assert exports[raw["job_id"]]["arguments"] == entry.params["arguments"], entry.name
+        assert [job["job_id"] for job in raw["jobs"]] == [raw["job_id"]]
+    launchers = [task["launcher"] for task in exports_of(sim).values()]
+    assert launchers.count(FOREIGN_LAUNCHER) == len(entries)
+    assert len(runs(sim)) == 2 * len(entries)
+    assert requests_seen(sim, "/cancel") == []
+
+
+# --------------------------------------------------------------------------- cancel outcomes
+
+#: What the next try reads of a report cancelled at the deadline, per ``cancel_outcome``.
+AFTER_CANCEL = {
+    "terminated": "TERMINATED",
+    "error": "FAILURE",
+    "removed": "UNKNOWN",
+    "runs_on": None,  # still running: followed again until its deadline
+}
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("outcome", sorted(AFTER_CANCEL))
+def test_a_report_cancelled_at_the_deadline_whatever_the_cancel_does(
+    own_sailpoint: Callable[..., RunningSimulator],
+    s3: LocalS3,
+    context: dict[str, Any],
+    outcome: str,
+) -> None:
+    """CHOICE cancel_outcome: the timed-out try fails as it would; the next try re-attaches
+    and follows what the cancel left: a report ended TERMINATED or ERROR is run again, a
+    vanished one is submitted anew, one that runs on is followed to the deadline again."""
+    sim = own_sailpoint(cancel_outcome=outcome)
+    arm(sim, kind="never_finish")
+    op = operator(s3, wait_timeout=1)
+    [event] = run_trigger(deferred_trigger(op, context))
+    assert (event["status"], event["cancelled"]) == ("timeout", True)
+    with pytest.raises(ExportError, match=r"not done within wait_timeout.*cancelled"):
+        op.execute_complete(context, event)
+    cancelled = event["job_id"]
+
+    retry = next_try(context)
+    if AFTER_CANCEL[outcome] is None:
+        with pytest.raises(ExportError, match=r"not done within wait_timeout.*cancelled"):
+            run_deferrable(operator(s3, wait_timeout=1), retry)
+        assert exports_of(sim)[cancelled]["status"] == "RUNNING"
+        assert len(runs(sim)) == 1
+    else:
+        raw = run_deferrable(operator(s3, wait_timeout=5), retry)
+        assert raw["job_id"] != cancelled
+        assert [(job["job_id"], job.get("ended")) for job in raw["jobs"]] == [
+            (cancelled, AFTER_CANCEL[outcome]),
+            (raw["job_id"], None),
+        ]
+        assert len(runs(sim)) == 2
+    assert requests_seen(sim, f"{cancelled}/cancel")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("outcome", sorted(AFTER_CANCEL))
+def test_a_report_cancelled_by_marking_the_task_failed_whatever_the_cancel_does(
+    own_sailpoint: Callable[..., RunningSimulator],
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: str,
+) -> None:
+    """on_kill after a person marked the task failed: the cancel returns at once whatever
+    it does, and what the report then is reads as a phase the operator handles."""
+    sim = own_sailpoint(cancel_outcome=outcome)
+    trigger = never_finishing_trigger(sim)
+
+    async def state_now(self: Any) -> str | None:
+        return "failed"
+
+    monkeypatch.setattr(SailPointReportTrigger, "task_state", state_now)
+    started = time.monotonic()
+    asyncio.run(trigger.on_kill())
+    assert time.monotonic() - started < 10
+    hook = SailPointHook()
+    if outcome == "removed":
+        with pytest.raises(ExportNotFoundError):
+            hook.get_export_state(trigger.job_id)
+        return
+    phase = hook.get_export_state(trigger.job_id).phase
+    expected = {
+        "terminated": ExportPhase.CANCELLED,
+        "error": ExportPhase.FAILED,
+        "runs_on": ExportPhase.RUNNING,
+    }
+    assert phase is expected[outcome]

@@ -19,8 +19,9 @@ What makes it durable:
 * **no blind re-sends**: a submission whose outcome is unknown (read timeout, dropped
   connection, 5xx other than 503) is recovered where the vendor gives a way
   (``hook.recover_submission``) or fails the task without retry, saying a job may exist;
-* **long waits are deferred**: a ``Retry-After`` longer than ``WORKER_SLEEP_LIMIT`` is
-  spent deferred on a timer, not sleeping in a worker;
+* **long waits are deferred**: a ``Retry-After`` longer than ``worker_sleep_limit``
+  (default :data:`WORKER_SLEEP_LIMIT`) is spent deferred on a timer, not sleeping in a
+  worker;
 * **someone else's job is never adopted**: a vendor that answers a submission with
   another run's job (:class:`~compliance_exports.core.hooks.ForeignJobRunning`) has it
   waited out, deferred and never cancelled by us, and the job submitted again.
@@ -95,10 +96,12 @@ class ExportOperator(ExportFetchOperator):
         stall_timeout: float | None = None,
         cancel_on_timeout: bool = True,
         fresh_export: bool = False,
+        worker_sleep_limit: float = WORKER_SLEEP_LIMIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.resubmits = resubmits
+        self.worker_sleep_limit = worker_sleep_limit
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
@@ -123,7 +126,7 @@ class ExportOperator(ExportFetchOperator):
 
     @cached_property
     def hook(self) -> ExportHook:
-        return self.hook_class(self.conn_id, sleep_limit=WORKER_SLEEP_LIMIT)
+        return self.hook_class(self.conn_id, sleep_limit=self.worker_sleep_limit)
 
     @property
     def job_id(self) -> str | None:
@@ -137,6 +140,8 @@ class ExportOperator(ExportFetchOperator):
             raise ExportValidationError("wait_timeout", "wait_timeout and poll_interval > 0")
         if self.max_poll_interval < self.poll_interval:
             raise ExportValidationError("max_poll_interval", "must be at least poll_interval")
+        if self.worker_sleep_limit < 0:
+            raise ExportValidationError("worker_sleep_limit", "must be >= 0 seconds")
 
     def execute(self, context: Context) -> RawObject:
         self.validate()
@@ -315,6 +320,7 @@ class ExportOperator(ExportFetchOperator):
     def _download(self, context: Context, ledger: JobLedger) -> RawObject:
         raw = self.fetch(self.partition(context))
         raw["jobs"] = [dict(job) for job in ledger.jobs]
+        raw["resubmit_budget"] = self.resubmits
         return raw
 
     @contextmanager
@@ -343,7 +349,7 @@ class ExportOperator(ExportFetchOperator):
                 raise ExportError(f"{wait}; gave up after {MAX_DEFERRED_WAITS} waits") from None
             ledger.record["deferred_waits"] = waits
             ledger.save()
-            delay = float(wait.retry_after or WORKER_SLEEP_LIMIT)
+            delay = float(wait.retry_after or self.worker_sleep_limit)
             self.log.warning("%s: waiting %.0f s deferred (no worker slot held)", wait, delay)
             from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 

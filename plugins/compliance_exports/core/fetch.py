@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, NotRequired, TypedDict
 
 import httpx
 from airflow.sdk import BaseOperator
@@ -79,6 +79,8 @@ class RawObject(TypedDict):
     day: str
     jobs: list[dict[str, Any]]  # every remote job behind the file (the durable export task)
     request: dict[str, Any]  # what was asked of the vendor (secret-looking keys removed)
+    #: how many times the export task may submit again after a failed job (job vendors)
+    resubmit_budget: NotRequired[int]
 
 
 class TruncatedDownloadError(RetryableError):

@@ -234,6 +234,7 @@ class _Landing:
             "published_at": dt.datetime.now(dt.UTC).isoformat(),
             "job_id": raw.get("job_id"),
             "jobs": [dict(job) for job in raw.get("jobs") or []],
+            "resubmit_budget": raw.get("resubmit_budget"),
             "request": redact(raw.get("request")),
             "raw": {
                 "uri": str(raw.get("uri") or s3_uri(raw_bucket, str(raw["key"]))),

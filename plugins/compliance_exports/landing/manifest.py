@@ -52,6 +52,7 @@ class Manifest(TypedDict):
     published_at: str
     job_id: str | None
     jobs: list[dict[str, Any]]  # every remote job behind the raw file, with its ending
+    resubmit_budget: int | None  # the export task's budget (None: no job, e.g. Maxsight)
     request: Any
     raw: RawEntry
     rows: int
