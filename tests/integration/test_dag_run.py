@@ -68,9 +68,7 @@ def test_every_vendor_exports_through_dag_test(
             posts = [r for r in admin.get("/_sim/requests").json() if r["method"] == "POST"]
         submits = [r for r in posts if "token" not in r["path"]]
         assert len(submits) == 1, vendor
-    output = capfd.readouterr()
-    logs = output.out + output.err
-    logs += "".join(p.read_text(errors="replace") for p in test_bundle.rglob("*.log"))
+    logs = task_log(test_bundle, capfd)
     assert "export submitted" in logs
     for secret in secrets_of(simulators):
         assert secret not in logs
@@ -128,8 +126,10 @@ def test_a_failed_job_is_resubmitted_and_deferred_again_in_one_try(
 
 def task_log(test_bundle: Path, capfd: pytest.CaptureFixture[str]) -> str:
     output = capfd.readouterr()
-    return output.out + output.err + "".join(
-        p.read_text(errors="replace") for p in test_bundle.rglob("*.log")
+    return (
+        output.out
+        + output.err
+        + "".join(p.read_text(errors="replace") for p in test_bundle.rglob("*.log"))
     )
 
 
