@@ -30,9 +30,14 @@ ErrorResponseDto or ``{}``); the Content-Type of SEARCH_EXPORT's zip (``zip_cont
 (``file_before_done_status``); the task ``type`` (``task_type``); how a healthy task ends
 (``healthy_completion``: SUCCESS or WARNING) and a failed one (``failed_completion``: ERROR
 or TEMP_ERROR, both ``FAILURE`` results); report types listed in ``forbidden_report_types``
-are refused with 403. Not settings: an unknown or malformed token is 401 ``{"error": "JWT
-validation failed: JWT is invalid"}``; a cancel of an unknown task is a 400; a cancelled
-task ends TERMINATED. Column names are unpublished: ours are in :data:`REPORT_COLUMNS`
+are refused with 403; whether a task's ``attributes`` echo its arguments
+(``echo_arguments``: the spec does not promise it); what an accepted cancel does
+(``cancel_outcome``: the task ends TERMINATED, ends ERROR, is gone, or runs on to its own
+end); whether the first run of each report type finds someone else's task of that type
+running (``foreign_task_at_first_run``: other arguments, another launcher, started
+``foreign_task_age`` seconds earlier). Not settings: an unknown or malformed token is 401
+``{"error": "JWT validation failed: JWT is invalid"}``; a cancel of an unknown task is a
+400. Column names are unpublished: ours are in :data:`REPORT_COLUMNS`
 (IDENTITIES_DETAILS as VENDOR_APIS.md chose them); a SEARCH_EXPORT has its ``columns``
 argument (or its index's default columns). A task ended ERROR or TERMINATED has no file
 (404). Job timing: ``latency`` is seconds from launch to completion (with ``latency_max``:
@@ -46,10 +51,10 @@ Every answer is also logged (bounded) for the tests' OpenAPI check: ``GET /_sim/
 Faults (``base.FaultInjector``): ``rate_limit`` (429, Retry-After in seconds or HTTP-date
 form), ``server_error`` (``status``, ErrorResponseDto), ``job_failure`` (the next run
 ends ``ERROR`` with an error message, its result ``FAILURE``), ``never_finish`` (the next
-run stays running until cancelled), ``drop_connection`` (the download stops after
-``after_bytes`` and the connection is closed), ``truncate`` (a ``Content-Length`` larger
-than the ``after_bytes`` sent), ``token_expiry`` (a valid token answered 401 as
-expired, and from then on expired).
+run stays running until cancelled, for good with ``cancel_outcome="runs_on"``),
+``drop_connection`` (the download stops after ``after_bytes`` and the connection is
+closed), ``truncate`` (a ``Content-Length`` larger than the ``after_bytes`` sent),
+``token_expiry`` (a valid token answered 401 as expired, and from then on expired).
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ from include.simulators.sailpoint_reports import (
     SimReport,
     checked_run,
     download_format,
+    other_arguments,
 )
 from include.simulators.sailpoint_responses import install_response_log
 
@@ -118,6 +124,10 @@ RunningTaskMatch = Literal["report_type", "same_arguments"]
 UnknownResult = Literal["not_found", "empty"]
 ZipContentType = Literal["application/zip", "application/csv"]
 ZipMemberHeaders = Literal["same", "per_index"]
+CancelOutcome = Literal["terminated", "error", "removed", "runs_on"]
+CANCEL_OUTCOMES: tuple[str, ...] = ("terminated", "error", "removed", "runs_on")
+#: The launcher of the running task someone else started (``foreign_task_at_first_run``).
+FOREIGN_LAUNCHER = "another-team-client"
 
 
 @dataclass
@@ -127,7 +137,8 @@ class SailPointSettings:
     The CHOICE settings (the spec leaves the behaviour open): ``running_task_match``,
     ``pat_clients`` with ``cancel_requires_pat``, ``unknown_result``, ``zip_content_type``,
     ``zip_member_headers``, ``file_before_done_status``, ``task_type``,
-    ``healthy_completion``, ``failed_completion``, ``forbidden_report_types``.
+    ``healthy_completion``, ``failed_completion``, ``forbidden_report_types``,
+    ``echo_arguments``, ``cancel_outcome``, ``foreign_task_at_first_run``.
     """
 
     client_id: str = "sailpoint-sim-client"  # an API client (applicationAuth)
@@ -160,6 +171,18 @@ class SailPointSettings:
     zip_content_type: ZipContentType = "application/zip"
     # CHOICE: "per_index" gives each member CSV of the zip its own header (different columns)
     zip_member_headers: ZipMemberHeaders = "same"
+    # CHOICE: a task's ``attributes`` echo its arguments (the spec does not promise it);
+    # False: ``attributes`` is an empty object, so a run's answer never shows its arguments
+    echo_arguments: bool = True
+    # CHOICE: what an accepted cancel (204) does to a running task. "terminated": it ends
+    # TERMINATED (the inference); "error": it ends ERROR (a FAILURE result); "removed": it is
+    # gone (its id is unknown from then on); "runs_on": nothing visible, it runs to its end
+    cancel_outcome: CancelOutcome = "terminated"
+    # CHOICE: the first run of each report type (while this is on) finds someone else's task
+    # of that type running: other arguments, launcher FOREIGN_LAUNCHER, created and launched
+    # foreign_task_age seconds earlier; it ends like any task (latency) from then on
+    foreign_task_at_first_run: bool = False
+    foreign_task_age: float = 600.0  # seconds before that first run
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_KINDS:
@@ -168,6 +191,12 @@ class SailPointSettings:
             raise ValueError("file_before_done_status must be 400 or 404")
         if self.token_ttl <= 0 or self.rate_limit <= 0 or self.rate_window <= 0:
             raise ValueError("token_ttl, rate_limit and rate_window must be positive")
+        if self.cancel_outcome not in CANCEL_OUTCOMES:
+            raise ValueError(
+                f"cancel_outcome {self.cancel_outcome!r} is not one of {CANCEL_OUTCOMES}"
+            )
+        if self.foreign_task_age < 0:
+            raise ValueError("foreign_task_age must be >= 0 seconds")
 
     def is_pat(self, client_id: str) -> bool:
         """Whether ``client_id``'s tokens are personal access tokens (userAuth)."""
@@ -213,6 +242,12 @@ HOSTILE: dict[str, Any] = {
     "failed_completion": "TEMP_ERROR",
     # the task type is the least common one of the enum
     "task_type": "QUEUED_TASK",
+    # a task's attributes carry none of its arguments: only its type and times tell whose it is
+    "echo_arguments": False,
+    # an accepted cancel (204) changes nothing visible: the task runs on to its own end
+    "cancel_outcome": "runs_on",
+    # the first run of each report type meets someone else's running task of that type
+    "foreign_task_at_first_run": True,
 }
 """Settings that set every SailPoint CHOICE to its least convenient documented-compatible
 alternative (the unified ``/reports/v1`` layout needs no setting: both layouts are always
@@ -607,8 +642,10 @@ class ReportTask:
         """DOC: ``availableFormats`` (CSV and PDF unless ``selectedFormats`` says)."""
         return self.report.formats(self.arguments)
 
-    def details(self) -> dict[str, Any]:
-        """The ``TaskResultDetails`` body."""
+    def details(self, echo_arguments: bool = True) -> dict[str, Any]:
+        """The ``TaskResultDetails`` body (``attributes`` without the arguments unless
+        ``echo_arguments``: CHOICE)."""
+        attributes = {"reportType": self.report.name, **self.arguments} if echo_arguments else {}
         return {
             "id": self.id,
             "type": self.task_type,
@@ -623,7 +660,7 @@ class ReportTask:
             "completionStatus": self.completion_status,
             "messages": self.messages,
             "returns": [],
-            "attributes": {"reportType": self.report.name, **self.arguments},
+            "attributes": attributes,
             "progress": "Completed" if self.done else "Generating report",
         }
 
@@ -682,18 +719,25 @@ class ReportTasks:
         self.rng = random.Random(state.seed)
         self.tasks: dict[str, ReportTask] = {}
         self.cancellations: list[str] = []
+        self.removed: list[str] = []
+        #: report types whose first run met someone else's task (foreign_task_at_first_run)
+        self.foreign_met: set[str] = set()
         self._publish()
 
     def run(
         self, report: SimReport, arguments: dict[str, Any], path: str, launcher: str
     ) -> ReportTask:
         """DOC: "If non-concurrent task is already running then it returns" that task."""
+        if self.settings.foreign_task_at_first_run and report.name not in self.foreign_met:
+            self.foreign_met.add(report.name)
+            if not self._any_running(report.name):  # the type runs one task at a time
+                self._foreign_task(report, arguments)
         running = self._running(report.name, arguments)
         if running is not None:
             return running
         now = _now()
         task = ReportTask(
-            id=f"{self.rng.getrandbits(128):032x}",
+            id=self._new_id(),
             report=report,
             arguments=arguments,
             rows=self.settings.rows_for(report.name),
@@ -704,12 +748,39 @@ class ReportTasks:
             fails=self.state.faults.take("job_failure", path) is not None,
             never_finishes=self.state.faults.take("never_finish", path) is not None,
         )
+        self._start(task)
+        return task
+
+    def _foreign_task(self, report: SimReport, arguments: Mapping[str, Any]) -> None:
+        """CHOICE ``foreign_task_at_first_run``: someone else's task of ``report`` (other
+        arguments, another launcher), running since ``foreign_task_age`` seconds ago."""
+        started = _now() - dt.timedelta(seconds=self.settings.foreign_task_age)
+        self._start(
+            ReportTask(
+                id=self._new_id(),
+                report=report,
+                arguments=other_arguments(report, arguments),
+                rows=self.settings.rows_for(report.name),
+                task_type=self.settings.task_type,
+                created=started,
+                launched=started,
+                launcher=FOREIGN_LAUNCHER,
+            )
+        )
+
+    def _new_id(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"
+
+    def _start(self, task: ReportTask) -> None:
+        """Keep ``task`` and let it finish after its latency (unless it never finishes)."""
         self.tasks[task.id] = task
         if not task.never_finishes:
-            delay = self.settings.latency_for(report.name, self.rng)
+            delay = self.settings.latency_for(task.report.name, self.rng)
             task.timer = asyncio.get_running_loop().call_later(delay, self.finish, task.id)
         self._publish()
-        return task
+
+    def _any_running(self, report: str) -> bool:
+        return any(not t.done and t.report.name == report for t in self.tasks.values())
 
     def _running(self, report: str, arguments: Mapping[str, Any]) -> ReportTask | None:
         """The running task a run gets back: of its report type (DOC, the default reading),
@@ -724,8 +795,8 @@ class ReportTasks:
         return None
 
     def finish(self, task_id: str) -> None:
-        task = self.tasks[task_id]
-        if task.done:
+        task = self.tasks.get(task_id)
+        if task is None or task.done:
             return
         if task.fails:
             task.messages.append(
@@ -750,14 +821,26 @@ class ReportTasks:
             self._complete(task, "SUCCESS")
 
     def cancel(self, task: ReportTask) -> None:
+        """A running task, cancelled: as ``cancel_outcome`` says (CHOICE); a done one stays."""
         self.cancellations.append(task.id)
-        if not task.done:
+        outcome = self.settings.cancel_outcome
+        if not task.done and outcome != "runs_on":
             if task.timer is not None:
                 task.timer.cancel()
-            task.messages.append(
-                _message("INFO", "cloud_report_terminated", "Task was terminated by request")
-            )
-            self._complete(task, "TERMINATED")
+                task.timer = None
+            if outcome == "removed":
+                del self.tasks[task.id]
+                self.removed.append(task.id)
+            elif outcome == "error":
+                task.messages.append(
+                    _message("ERROR", "cloud_report_terminated", "Task was terminated by request")
+                )
+                self._complete(task, "ERROR")
+            else:
+                task.messages.append(
+                    _message("INFO", "cloud_report_terminated", "Task was terminated by request")
+                )
+                self._complete(task, "TERMINATED")
         self._publish()
 
     def _complete(self, task: ReportTask, status: str) -> None:
@@ -769,6 +852,7 @@ class ReportTasks:
     def _publish(self) -> None:
         self.state.facts["exports"] = {tid: t.fact() for tid, t in self.tasks.items()}
         self.state.facts["cancellations"] = list(self.cancellations)
+        self.state.facts["removed"] = list(self.removed)
 
 
 # --------------------------------------------------------------------------- files
@@ -998,7 +1082,7 @@ class SailPointApi:
         if report.name in self.settings.forbidden_report_types:
             return error_response(403, f"The client may not run {report.name} reports.")
         task = self.tasks.run(report, arguments, request.url.path, client)
-        return JSONResponse(task.details())
+        return JSONResponse(task.details(self.settings.echo_arguments))
 
     def result(self, request: Request, task_id: str) -> Response:
         """DOC: ``ReportResults``; an unknown task: 404 or ``{}`` (CHOICE ``unknown_result``)."""
@@ -1033,7 +1117,8 @@ class SailPointApi:
 
         An unknown task is a 400 ErrorResponseDto (CHOICE among the declared ones: no 404);
         with ``cancel_requires_pat`` an API client's token is refused 403 (CHOICE: cancel
-        is declared for ``userAuth`` only); the task then ends TERMINATED (CHOICE).
+        is declared for ``userAuth`` only); what the task then does is ``cancel_outcome``
+        (CHOICE: ends TERMINATED by default).
         """
         client = self.guard(request)
         if self.settings.cancel_requires_pat and not self.settings.is_pat(client):

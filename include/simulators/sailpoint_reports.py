@@ -161,6 +161,28 @@ def checked_run(body: Any) -> tuple[SimReport, dict[str, Any]]:
     return report, dict(arguments)
 
 
+def other_arguments(report: SimReport, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Valid arguments of ``report`` unlike ``arguments`` (someone else's run of the type).
+
+    Every typed argument but ``columns`` and ``sort`` gets another value: a boolean the
+    opposite, a string another team's, ``selectedFormats`` and ``indices`` another list.
+    """
+    theirs: dict[str, Any] = {}
+    for name, check in report.checks.items():
+        ours = arguments.get(name)
+        if check is _boolean:
+            theirs[name] = not ours
+        elif check is _string and name != "columns":
+            value = f"another team's {name}"
+            theirs[name] = value if ours != value else f"a third team's {name}"
+        elif name == "selectedFormats":
+            theirs[name] = ["PDF"] if ours == ["CSV"] else ["CSV"]
+        elif name == "indices":
+            theirs[name] = ["roles"] if ours == ["accessprofiles"] else ["accessprofiles"]
+    report.check(theirs)
+    return theirs
+
+
 def download_format(report: SimReport, arguments: Mapping[str, Any], value: Any) -> str:
     """DOC: ``fileFormat`` is ``csv`` or ``pdf`` and one of the run's ``availableFormats``."""
     if value not in DOWNLOAD_FORMATS:

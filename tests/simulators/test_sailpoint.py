@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "rows_by_report": {}, "latency_by_report": {}, "running_task_match": "report_type",
     "unknown_result": "not_found", "zip_content_type": "application/zip",
     "zip_member_headers": "same", "cancel_requires_pat": False, "pat_clients": {},
+    "echo_arguments": True, "cancel_outcome": "terminated", "foreign_task_at_first_run": False,
+    "foreign_task_age": 600.0,
 }  # fmt: skip
 
 

@@ -8,17 +8,35 @@ unknown task. Errors are ``ErrorResponseDto`` (``messages[].text``), except 401
 
 "If non-concurrent task is already running then it returns" that task: the spec says
 it of the report *type*, so a run may get back someone else's task of the same type
-with other arguments. The answer is adopted only if it
-is ours by every signal it has (``reportType``; the arguments where ``attributes``
-carries them; a ``created``/``launched`` time not before our request, allowing for clock
-skew); otherwise :class:`ForeignJobRunning`: the export task waits it out, never
-cancels it, and runs the report again. Cancel is declared for personal access tokens
-(``userAuth``) only: a 403 on cancel is logged with that reason and the report is left.
+with other arguments. The answer is adopted only if it is ours by every signal it has
+(:func:`foreign_reason`): ``reportType``; the arguments where ``attributes`` carries them;
+a ``created``/``launched`` time not before our request. "Before our request" is read on
+the tenant's own clock where the answer has a ``Date`` header (RFC 9110 makes an origin
+server with a clock send it): our task cannot have been created before that Date less the
+time the request took, give or take :data:`TENANT_CLOCK_SLACK`. Without a Date, our
+clock is used, allowing :data:`CLOCK_SKEW`. A task that is not ours raises
+:class:`ForeignJobRunning`: the export task waits it out, never cancels it, and runs the
+report again. Cancel is declared for personal access tokens (``userAuth``) only: a 403 on
+cancel is logged with that reason and the report is left.
+
+Known limits (the documented API gives no other signal):
+
+* where ``attributes`` does not echo our arguments (the spec does not promise it), a task
+  of our report type that someone else started less than :data:`TENANT_CLOCK_SLACK`
+  plus the request's duration (and the Date's whole second) before our request reached
+  the tenant (less than :data:`CLOCK_SKEW` before we asked, when the answer has no
+  ``Date``) cannot be told from ours: it is adopted, and its file, made with the other
+  run's arguments, lands as ours. Two exports of one report type with different
+  arguments that start within seconds of each other (two registry entries in one DAG
+  run, say) are that case: on such a tenant, run them one after the other;
+* an argument we leave out is not compared (a tenant may echo its default), so a task
+  whose only difference is an optional argument we did not send is adopted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
@@ -38,7 +56,11 @@ from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
 RUNNING = "RUNNING"  # our word for "no status yet": SailPoint has none
 #: How far the tenant's clock may run behind ours before a task "started before we asked"
+#: (used only when the answer has no ``Date`` header to read the tenant's clock from)
 CLOCK_SKEW = dt.timedelta(minutes=2)
+#: How far a task of ours may seem created before the answer's ``Date`` less the request's
+#: duration: the tenant's task service and its web front need not share one clock exactly
+TENANT_CLOCK_SLACK = dt.timedelta(seconds=5)
 
 
 class SailPointHook(ExportHook):
@@ -105,7 +127,16 @@ class SailPointHook(ExportHook):
         self, response: httpx.Response, request: Mapping[str, Any], asked_at: dt.datetime
     ) -> str | None:
         """The task SailPoint answered a run with must be ours (module docstring)."""
-        return foreign_reason(self.json_of(response, "sailpoint reports run"), request, asked_at)
+        task = self.json_of(response, "sailpoint reports run")
+        tenant_asked = tenant_asked_at(response, asked_at, dt.datetime.now(dt.UTC))
+        reason = foreign_reason(task, request, asked_at, tenant_asked=tenant_asked)
+        if reason is None and not _echoes_arguments(task, request):
+            self.log.info(
+                "sailpoint task %s adopted on its report type and times alone: its "
+                "attributes do not carry our arguments",
+                task.get("id"),
+            )
+        return reason
 
     def cancel_refusal(self, error: VendorResponseError) -> str | None:
         if error.status_code == 403:
@@ -160,13 +191,20 @@ class SailPointHook(ExportHook):
 
 
 def foreign_reason(
-    task: Mapping[str, Any], request: Mapping[str, Any], asked_at: dt.datetime
+    task: Mapping[str, Any],
+    request: Mapping[str, Any],
+    asked_at: dt.datetime,
+    *,
+    tenant_asked: dt.datetime | None = None,
 ) -> str | None:
     """Why the ``TaskResultDetails`` a run answered with is someone else's, or None.
 
     Every signal counts, none is required (the spec promises none of them): another
     ``reportType``; an argument of ours that ``attributes`` carries with another value; a
-    ``created`` or ``launched`` time before our request (beyond :data:`CLOCK_SKEW`).
+    ``created`` or ``launched`` time before our request: before ``tenant_asked`` (when
+    we asked, on the tenant's clock: :func:`tenant_asked_at`) less
+    :data:`TENANT_CLOCK_SLACK`, or without it before ``asked_at`` (our clock) less
+    :data:`CLOCK_SKEW`.
     """
     ours = request.get("reportType")
     theirs = task.get("reportType")
@@ -177,11 +215,39 @@ def foreign_reason(
         for key, value in (request.get("arguments") or {}).items():
             if key in attributes and attributes[key] != value:
                 return f"its argument {key}={attributes[key]!r}, ours {value!r}"
+    if tenant_asked is not None:
+        limit, clock = tenant_asked - TENANT_CLOCK_SLACK, "on the tenant's clock"
+    else:
+        limit, clock = asked_at - CLOCK_SKEW, "on our clock"
     for field in ("created", "launched"):
         started = _instant(task.get(field))
-        if started is not None and started < asked_at - CLOCK_SKEW:
-            return f"it was {field} at {started.isoformat()}, before we asked"
+        if started is not None and started < limit:
+            return f"it was {field} at {started.isoformat()}, before we asked ({clock})"
     return None
+
+
+def tenant_asked_at(
+    response: httpx.Response, asked_at: dt.datetime, answered_at: dt.datetime
+) -> dt.datetime | None:
+    """The earliest the tenant can have received our request, on its own clock: the
+    answer's ``Date`` less the time from asking to the answer (None without a Date)."""
+    date = response.headers.get("date")
+    if not date:
+        return None
+    try:
+        tenant_now = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    if tenant_now.tzinfo is None:
+        tenant_now = tenant_now.replace(tzinfo=dt.UTC)
+    return tenant_now - max(answered_at - asked_at, dt.timedelta(0))
+
+
+def _echoes_arguments(task: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
+    """Whether ``attributes`` carries every argument of ours (so they were compared)."""
+    attributes = task.get("attributes")
+    arguments = request.get("arguments") or {}
+    return isinstance(attributes, Mapping) and all(key in attributes for key in arguments)
 
 
 def _instant(value: Any) -> dt.datetime | None:
