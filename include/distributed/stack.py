@@ -71,6 +71,7 @@ class StackState:
     redis_db: int = -1
     workers: int = 2
     worker_concurrency: int = 4
+    triggerers: int = 1  # "triggerer", then "triggerer-2", ... (add_triggerer)
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, int] = field(default_factory=dict)  # component -> pid == pgid
     started: dict[str, float] = field(default_factory=dict)  # component -> leader create time
@@ -250,7 +251,11 @@ class DistributedStack:
 
     @property
     def components(self) -> tuple[str, ...]:
-        return (*SERVICES, *(f"worker-{n}" for n in range(1, self.state.workers + 1)))
+        return (
+            *SERVICES,
+            *(f"triggerer-{n}" for n in range(2, self.state.triggerers + 1)),
+            *(f"worker-{n}" for n in range(1, self.state.workers + 1)),
+        )
 
     @property
     def api_url(self) -> str:
@@ -369,10 +374,28 @@ class DistributedStack:
             if response.status_code >= 300:
                 raise StackError(f"pool {name}: HTTP {response.status_code} {response.text}")
 
+    def add_triggerer(self) -> str:
+        """Start one more triggerer (high availability); return its component name.
+
+        Triggers stay with the triggerer that runs them while it heartbeats; a trigger
+        whose triggerer has missed its heartbeat for ``triggerer_health_check_threshold``
+        seconds is taken over by another one.
+        """
+        self.state.triggerers += 1
+        component = f"triggerer-{self.state.triggerers}"
+        port = free_port()
+        while port in self.state.ports.values():
+            port = free_port()
+        self.state.ports[component] = port
+        self._spawn(component)
+        return component
+
     def _spawn(self, component: str) -> None:
         env = self.env
         if component.startswith("worker-"):
             env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(self.state.ports[component])
+        elif component.startswith("triggerer-"):
+            env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(self.state.ports[component])
         log = (self.log_dir / f"{component}.log").open("ab")
         with log:
             process = subprocess.Popen(  # noqa: S603 - our own venv's airflow, fixed args
@@ -399,6 +422,8 @@ class DistributedStack:
                 "--concurrency",
                 str(self.state.worker_concurrency),
             ]
+        if component.startswith("triggerer-"):
+            return ["triggerer"]
         if component == "api-server":
             return ["api-server", "--host", "127.0.0.1", "--port", str(self.state.ports["api"])]
         if component in SERVICES:

@@ -12,7 +12,14 @@ environment. The tests run in file order and each waits for its runs to finish:
    trigger over, the export completes, the vendor saw exactly one submission;
 3. a Celery worker SIGKILLed while it lands an export: the retry publishes exactly one
    copy (one manifest listing every Parquet object of the partition);
-4. a deferred SailPoint wait marked failed by a user: the report is cancelled.
+4. a deferred SailPoint wait marked failed by a user: the report is cancelled;
+5. a deferred Oleria export cleared: the next try re-attaches; its state store deleted
+   over REST, then cleared: a fresh export;
+6. a deferred SailPoint export cleared: its report is left running and followed by the
+   next try; the same task then marked success: the report is cancelled;
+7. a live triggerer that stops heartbeating loses its SailPoint trigger to a second
+   triggerer; when it wakes it kills its copy (on_kill, apache/airflow#73454) without
+   cancelling the report, and the export lands from the one report.
 """
 
 from __future__ import annotations
@@ -266,15 +273,17 @@ def submissions(services: Any, vendor: str, path: str) -> list[dict[str, Any]]:
     return [r for r in log if r["method"] == "POST" and r["path"] == path]
 
 
-def trigger_logs(stack: DistributedStack, run_id: str, task_id: str) -> dict[int, str]:
-    """Triggerer job id -> the trigger log that job wrote for try 1 of ``task_id`` (map 0)."""
+def trigger_logs(
+    stack: DistributedStack, run_id: str, task_id: str, dag_id: str = BACKFILL_DAG, attempt: int = 1
+) -> dict[int, str]:
+    """Triggerer job id -> the trigger log that job wrote for ``attempt`` of ``task_id``."""
     folder = (
-        stack.home / "logs" / f"dag_id={BACKFILL_DAG}" / f"run_id={run_id}"
+        stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         / f"task_id={task_id}" / "map_index=0"
     )  # fmt: skip
     return {
         int(path.name.rsplit(".", 2)[1]): path.read_text()
-        for path in folder.glob("attempt=1.log.trigger.*.log")
+        for path in folder.glob(f"attempt={attempt}.log.trigger.*.log")
     }
 
 
@@ -461,6 +470,13 @@ def test_user_failing_a_deferred_sailpoint_export_cancels_the_report(
     assert len(terminated) == 1, terminated
 
 
+def cancellations(services: Any) -> list[str]:
+    return list(sim_admin(services, "sailpoint", "GET", "facts").get("cancellations", []))
+
+
+SAILPOINT_DAG = "sailpoint_exports"
+
+
 def ledger_job(stack: DistributedStack, dag_id: str, run_id: str, task_id: str) -> str | None:
     """The job the export task's ledger follows (its ``task_state_store``, read over REST)."""
     path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store"
@@ -524,3 +540,123 @@ def test_a_cleared_deferred_export_reattaches_and_a_deleted_state_store_exports_
     assert len(submissions(services, "oleria", "/v1/downloads")) == 2
     manifest = check_partition(Lake(services), services, entry, day)
     assert manifest["job_id"] == fresh
+
+
+def test_a_cleared_sailpoint_export_is_followed_not_cancelled_and_marked_success_cancels(
+    stack: DistributedStack, services: Any
+) -> None:
+    """SailPoint can cancel, so on_kill has a decision to make: after a Clear (the task is
+    no longer failed or success) it leaves the report to the next try; after a person
+    marks the task success it cancels the report."""
+    entry = ENTRIES["sailpoint_identities"]
+    task_id = f"{entry.name}.export"
+    before = cancellations(services)
+    sim_admin(services, "sailpoint", "POST", "faults", json={"kind": "never_finish"})
+    run_id = trigger(stack, SAILPOINT_DAG, {"exports": [entry.name]})
+    wait_task_state(stack, SAILPOINT_DAG, run_id, task_id, {"deferred"})
+    first = ledger_job(stack, SAILPOINT_DAG, run_id, task_id)
+    assert first
+
+    clear(stack, SAILPOINT_DAG, run_id, task_id)
+    wait_for(
+        "the cleared export to defer again",
+        lambda: (
+            task_instance(stack, SAILPOINT_DAG, run_id, task_id)["try_number"] == 2
+            and task_instance(stack, SAILPOINT_DAG, run_id, task_id)["state"] == "deferred"
+        ),
+    )
+    wait_for(
+        "the cleared try's trigger to decide in on_kill",
+        lambda: any(
+            "left running" in log
+            for log in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG, attempt=1).values()
+        ),
+        timeout=60,
+    )
+    assert ledger_job(stack, SAILPOINT_DAG, run_id, task_id) == first
+    assert cancellations(services) == before, "a Clear cancelled the report"
+
+    path = f"/api/v2/dags/{SAILPOINT_DAG}/dagRuns/{run_id}/taskInstances/{task_id}/0"
+    response = stack.rest("PATCH", path, json={"new_state": "success"})
+    assert response.status_code == 200, response.text
+    new = wait_for(
+        "the report to be cancelled",
+        lambda: [task for task in cancellations(services) if task not in before],
+        timeout=60,
+    )
+    assert new == [first]
+    facts = sim_admin(services, "sailpoint", "GET", "facts")
+    assert facts["exports"][first]["status"] == "TERMINATED"
+    wait_run(stack, SAILPOINT_DAG, run_id)  # (its land fails: no file) before the next test
+
+
+def test_a_trigger_moved_to_another_triggerer_keeps_following_its_report(
+    stack: DistributedStack, services: Any
+) -> None:
+    """apache/airflow#73454: a triggerer that stopped heartbeating (here: SIGSTOP) finds,
+    when it wakes, that its trigger moved to another triggerer, and calls its on_kill.
+    The task is still deferred, so the report is not cancelled; the new triggerer follows
+    it to the end and the export lands from that one report."""
+    entry = ENTRIES["sailpoint_identities"]
+    task_id = f"{entry.name}.export"
+    before = cancellations(services)
+    sim_admin(services, "sailpoint", "DELETE", "requests")
+    latency = sim_admin(services, "sailpoint", "GET", "config")["latency"]
+    # A report's latency is fixed when it starts: long enough to outlast the takeover
+    # and the woken triggerer's on_kill, short enough to then finish on its own.
+    sim_admin(services, "sailpoint", "PATCH", "config", json={"latency": 100.0})
+    stopped = False
+    try:
+        run_id = trigger(stack, SAILPOINT_DAG, {"exports": [entry.name]})
+        wait_task_state(stack, SAILPOINT_DAG, run_id, task_id, {"deferred"})
+        sim_admin(services, "sailpoint", "PATCH", "config", json={"latency": latency})
+        [old_job] = wait_for(
+            "the triggerer to run the trigger",
+            lambda: [
+                job
+                for job, log in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG).items()
+                if "starting" in log
+            ],
+        )
+        report = ledger_job(stack, SAILPOINT_DAG, run_id, task_id)
+        second = stack.add_triggerer()
+
+        stack.kill("triggerer", signal.SIGSTOP)  # alive, but no heartbeat
+        stopped = True
+        [new_job] = wait_for(
+            "the second triggerer to take the trigger over",
+            lambda: [
+                job
+                for job, log in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG).items()
+                if job != old_job and "starting" in log
+            ],
+        )
+        stack.kill("triggerer", signal.SIGCONT)
+        stopped = False
+        wait_for(
+            "the woken triggerer to kill its copy of the trigger",
+            lambda: "left running" in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG)[old_job],
+            timeout=120,
+        )
+        assert cancellations(services) == before, "the moved trigger cancelled the report"
+        state = wait_run(stack, SAILPOINT_DAG, run_id)
+    finally:
+        if stopped:
+            stack.kill("triggerer", signal.SIGCONT)
+        sim_admin(services, "sailpoint", "PATCH", "config", json={"latency": latency})
+    assert state == "success", run_states(stack, SAILPOINT_DAG, run_id)
+    assert stack.is_running(second)
+    export_ti = task_instance(stack, SAILPOINT_DAG, run_id, task_id)
+    assert export_ti["try_number"] == 1, "the export was retried instead of followed"
+    fired = [
+        job
+        for job, text in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG).items()
+        if "Trigger fired event" in text
+    ]
+    assert fired == [new_job]
+    assert cancellations(services) == before
+    runs = [r for r in sim_admin(services, "sailpoint", "GET", "requests")
+            if r["method"] == "POST" and r["path"].endswith("/run")]  # fmt: skip
+    assert len(runs) == 1, runs
+    manifest = check_partition(Lake(services), services, entry, YESTERDAY)
+    assert manifest["job_id"] == report
