@@ -33,6 +33,7 @@ NAME = "acme_admin_events"
 DAG_ID = "acme_exports"  # the registry's default: <vendor>_exports
 DAY = dt.date(2026, 3, 10)
 HEAL_DAY = dt.date(2026, 3, 11)  # dag.test() replaces a run of the same logical date
+RECOVER_DAY = dt.date(2026, 3, 12)
 DRY_RUN_DAY = dt.date(2026, 3, 12)
 ENTRY: dict[str, Any] = {
     "vendor": "tests.fifth_vendor",
@@ -184,6 +185,26 @@ def test_a_job_that_ends_in_error_is_resubmitted(
     assert "export_failed: the audit store timed out" in raw["jobs"][0]["reason"]
     assert [job["resubmit"] for job in raw["jobs"]] == [False, True]
     _check_landed(s3, HEAL_DAY, acme_sim, healed)
+
+
+def test_a_submission_whose_answer_was_lost_is_recovered_not_sent_again(
+    acme_dag: Any, acme_sim: AcmeSimulator, s3: Any, run_for_day: Any
+) -> None:
+    """The vendor created the job but its answer was lost (500): the hook finds the job
+    by listing the request's jobs submitted since (Acme gives that way), and the task
+    follows it; nothing is submitted twice."""
+    acme_sim.lose_next_answer()
+
+    dagrun = run_for_day(acme_dag, RECOVER_DAY)
+
+    states = {(ti.task_id, ti.map_index): ti.state for ti in dagrun.get_task_instances()}
+    assert dagrun.state == "success", states
+    (job_id,) = acme_sim.jobs
+    assert len(_posts(acme_sim)) == 1
+    assert [r["status"] for r in acme_sim.requests if r["method"] == "POST"] == [500]
+    raw = _export_raw(dagrun)
+    assert [job["job_id"] for job in raw["jobs"]] == [job_id]
+    _check_landed(s3, RECOVER_DAY, acme_sim, job_id)
 
 
 def test_a_dry_run_builds_the_operator_and_contacts_no_vendor(

@@ -3,11 +3,14 @@
 ``POST /api/exports {"dataset", "since", "until"}`` answers ``{"job": {"id", "state"}}``;
 ``GET /api/exports/{id}`` reports ``queued | running | done | error`` (an ``error``
 job carries ``{"error": {"code", "message"}}``); ``GET /api/exports/{id}/file`` streams
-the CSV. Errors are ``{"error": {"code", "message"}}``.
+the CSV. Errors are ``{"error": {"code", "message"}}``. ``GET /api/exports?dataset=..&
+since=..&until=..&submitted_after=..`` lists the jobs of a request submitted since a
+time: how a submission whose answer was lost is found again (:meth:`recover_submission`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +23,8 @@ from compliance_exports.core.http import ApiCall
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 
 EXPORTS = "/api/exports"
+#: how far the tenant's clock may run behind ours when we ask for jobs submitted since
+CLOCK_SLACK = dt.timedelta(seconds=5)
 
 
 class AcmeHook(ExportHook):
@@ -73,6 +78,31 @@ class AcmeHook(ExportHook):
             message=self.error_message({"error": error}) if isinstance(error, dict) else None,
             progress=None if job.get("progress") is None else str(job["progress"]),
         )
+
+    def recover_submission(
+        self, request: Mapping[str, Any], asked_at: dt.datetime | None
+    ) -> str | None:
+        """The one job of ``request`` submitted since we first sent it, if there is one."""
+        if asked_at is None:
+            return None
+        since = (asked_at - CLOCK_SLACK).isoformat()
+        params = {
+            "dataset": request["dataset"],
+            "since": request["since"],
+            "until": request["until"],
+            "submitted_after": since,
+        }
+        response = self.get_transport().request(ApiCall("GET", EXPORTS, params=params))
+        jobs = self.json_of(response, f"acme GET {EXPORTS}").get("jobs")
+        if not isinstance(jobs, list):
+            raise FatalError(f"acme GET {EXPORTS}: the answer has no 'jobs' list")
+        mine = [job for job in jobs if job.get("include_system") == request["include_system"]]
+        if len(mine) != 1:
+            self.log.warning(
+                "acme: %d jobs of this request since %s: none adopted", len(mine), since
+            )
+            return None
+        return str(mine[0]["id"])
 
     def download_call(self, state: ExportState, options: Mapping[str, Any]) -> ApiCall:
         return ApiCall(

@@ -10,7 +10,13 @@ misread answer instead of being mirrored. Only the generic server helpers of
   both ``{"error": {"code", "message"}}``;
 * ``GET /api/exports/{id}`` -> ``queued`` for the first third of ``latency``, then
   ``running``, then ``done`` (or ``error``, see :meth:`AcmeSimulator.fail_first_job_of`);
-* ``GET /api/exports/{id}/file`` -> the CSV (409 until the job is done).
+* ``GET /api/exports/{id}/file`` -> the CSV (409 until the job is done);
+* ``GET /api/exports?dataset=&since=&until=&submitted_after=`` -> ``{"jobs": [...]}``,
+  the jobs of that request submitted after the given ISO-8601 time (each with its
+  ``include_system`` and ``submitted_at``).
+
+:meth:`AcmeSimulator.lose_next_answer` makes the next submission create its job and
+then answer 500, as a gateway that lost the vendor's answer would.
 
 The CSV is deterministic: one candidate event every 10 minutes of ``[since, until)``
 (aligned to the epoch), kept when a hash of (dataset, time) says so; ``system`` events
@@ -53,6 +59,7 @@ class AcmeSimulator:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _failing: set[str] = field(default_factory=set)
+    _lose_answers: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: SimulatorServer | None = None
 
@@ -79,11 +86,17 @@ class AcmeSimulator:
         with self._lock:
             self._failing.add(dataset)
 
+    def lose_next_answer(self) -> None:
+        """The next submission creates its job, then answers 500 (its answer is lost)."""
+        with self._lock:
+            self._lose_answers += 1
+
     def reset(self) -> None:
         with self._lock:
             self.jobs.clear()
             self.requests.clear()
             self._failing.clear()
+            self._lose_answers = 0
 
     # -- the API -------------------------------------------------------------------------
 
@@ -116,7 +129,28 @@ class AcmeSimulator:
             problem = _problem(body)
             if problem:
                 return _error(400, "invalid_request", problem)
-            return JSONResponse({"job": self._submit(body)}, status_code=202)
+            job = self._submit(body)
+            with self._lock:
+                lost, self._lose_answers = self._lose_answers > 0, max(0, self._lose_answers - 1)
+            if lost:
+                return _error(500, "internal", "upstream answer lost")
+            return JSONResponse({"job": job}, status_code=202)
+
+        @app.get("/api/exports")
+        async def listing(dataset: str, since: str, until: str, submitted_after: str) -> Response:
+            try:
+                after = dt.datetime.fromisoformat(submitted_after).timestamp()
+            except ValueError:
+                return _error(400, "invalid_request", "submitted_after is not ISO-8601")
+            with self._lock:
+                found = [
+                    job["id"]
+                    for job in self.jobs.values()
+                    if (job["dataset"], job["since"], job["until"]) == (dataset, since, until)
+                    and job["submitted_at"] >= after
+                ]
+            jobs = [self._listed(job_id) for job_id in found]
+            return JSONResponse({"jobs": jobs})
 
         @app.get("/api/exports/{job_id}")
         async def status(job_id: str) -> Response:
@@ -173,6 +207,13 @@ class AcmeSimulator:
             elif age >= self.latency / 3:
                 job["state"] = "running"
             return self._public(job)
+
+    def _listed(self, job_id: str) -> dict[str, Any]:
+        shown = self._job(job_id)
+        assert shown is not None
+        job = self.jobs[job_id]
+        submitted = dt.datetime.fromtimestamp(job["submitted_at"], dt.UTC).isoformat()
+        return {**shown, "include_system": job["include_system"], "submitted_at": submitted}
 
     @staticmethod
     def _public(job: dict[str, Any]) -> dict[str, Any]:

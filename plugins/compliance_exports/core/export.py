@@ -215,7 +215,7 @@ class ExportOperator(ExportFetchOperator):
         except ForeignJobRunning as foreign:
             self._wait_out(ledger, foreign)
         except AmbiguousSubmitError as exc:
-            recovered = self.hook.recover_submission(request)
+            recovered = self.hook.recover_submission(request, exc.asked_at)
             if recovered is None:  # no second job from one intent: a person decides
                 raise AirflowFailException(f"{exc}. Check the vendor before a new try.") from None
             self.log.warning("%s; the vendor says its job is %s: following it", exc, recovered)

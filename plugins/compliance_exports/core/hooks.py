@@ -27,6 +27,7 @@ from compliance_exports.core.auth import amask, mask
 from compliance_exports.core.errors import ExportError, ExportValidationError, FatalError
 from compliance_exports.core.http import (
     DEFAULT_TIMEOUT,
+    AmbiguousSubmitError,
     ApiCall,
     VendorResponseError,
     VendorTransport,
@@ -249,7 +250,11 @@ class ExportHook(BaseHook):
         asked_at = dt.datetime.now(dt.UTC)
         transport = self.get_transport()
         call = dataclasses.replace(self.submit_call(request), creates=True)
-        response = transport.request(call)
+        try:
+            response = transport.request(call)
+        except AmbiguousSubmitError as exc:
+            exc.asked_at = asked_at
+            raise
         job_id = self.job_id_of(response)
         reason = self.foreign_job_reason(response, request, asked_at)
         if reason is not None:
@@ -264,10 +269,17 @@ class ExportHook(BaseHook):
         vendor handed back), or None (the default: it is ours)."""
         return None
 
-    def recover_submission(self, request: Mapping[str, Any]) -> str | None:
-        """The job an ambiguous submission of ``request`` created, where the vendor can say.
+    def recover_submission(
+        self, request: Mapping[str, Any], asked_at: dt.datetime | None
+    ) -> str | None:
+        """The job an ambiguous submission of ``request`` (first sent at ``asked_at``)
+        created, where the vendor gives a way to find it.
 
-        None (the default) means the vendor gives no way to find it.
+        None (the default) means the vendor gives no way, or found no single job: the
+        task then fails without a retry, saying a job may exist. None of the four shipped
+        vendors can be asked (no job listing, no idempotency key; SailPoint's "a run
+        returns the running task" would start a second report once the first finished);
+        the test-only Acme vendor shows an implementation.
         """
         return None
 

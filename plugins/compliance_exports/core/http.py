@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import ipaddress
 import logging
@@ -61,7 +62,13 @@ class VendorResponseError(FatalError):
 
 
 class AmbiguousSubmitError(FatalError):
-    """A job-creating call whose outcome is unknown: the vendor may have created the job."""
+    """A job-creating call whose outcome is unknown: the vendor may have created the job.
+
+    ``asked_at`` (set by ``ExportHook.submit_export``) is when the call was first sent, so
+    a recovery can look only at jobs created since.
+    """
+
+    asked_at: dt.datetime | None = None
 
 
 class LongWaitRequested(RetryableError):
