@@ -201,9 +201,3 @@ class StackClient:
     def backfills(self, dag_id: str) -> list[dict[str, Any]]:
         backfills: list[dict[str, Any]] = self.get("/api/v2/backfills", dag_id=dag_id)["backfills"]
         return backfills
-
-    def cancel_backfill(self, backfill_id: int) -> None:
-        """End a backfill: its queued runs fail, ``completed_at`` is set (409 if already set)."""
-        response = self.rest("PUT", f"/api/v2/backfills/{backfill_id}/cancel")
-        if response.status_code != 409:
-            response.raise_for_status()

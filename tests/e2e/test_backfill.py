@@ -3,16 +3,21 @@
 Three past days run through the real scheduler and triggerer: the windowed export lands
 one partition per interval; snapshot exports skip (a backfill never labels today's state
 as history); ``--reprocess-behavior completed`` lands the same rows again, replacing the
-manifests and leaving no stale part behind.
+manifests and leaving no stale part behind. The reprocessed runs are Clears: their export
+tasks re-attach to the vendor jobs they already followed (no new job); a reprocess with
+``{"fresh_export": true}`` in its run conf submits a new job for every slice instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
+import httpx
 import pytest
 
+from compliance_exports.core.vendor import JobExportVendor
 from include.localstack.client import StackWaitError, wait_until
 from tests.e2e.helpers import DagCase, E2EStack, data_day, days, rows_of, selected_cases
 
@@ -29,28 +34,29 @@ def create_backfill(
 
     The DAG is paused while the runs are created, then unpaused. On SQLite the command can
     lose a write race against the scheduler ("database is locked"). Airflow 3.3.2 commits
-    the backfill row before it creates its runs, and cleans up after a lost lock only on
-    PostgreSQL and MySQL, so the lost race leaves an orphan backfill (no runs, never
-    completed) that refuses the next create ("Another backfill is running") until the
-    scheduler retires it two minutes later. The orphan is cancelled through the REST API,
-    as docs/OPERATIONS.md tells a user to, and the command run again.
+    the backfill row, and the runs it has made or cleared so far, before the lock is lost
+    (it cleans up only after a PostgreSQL or MySQL lock error), so the lost race leaves a
+    partial backfill that refuses the next create ("Another backfill is running") until
+    it is done. As docs/OPERATIONS.md tells a user to, the DAG is unpaused until the
+    scheduler has finished that backfill (it runs what was made, or retires an empty one
+    after two minutes), and the command is run again.
     """
     before = {b["id"] for b in stack.client.backfills(dag_id)}
     args = ["backfill", "create", "--dag-id", dag_id]
     args += ["--from-date", first.isoformat(), "--to-date", last.isoformat(), *extra]
-    stack.client.set_paused(dag_id, True)
-    try:
-        for _ in range(CREATE_ATTEMPTS):
+    for _ in range(CREATE_ATTEMPTS):
+        stack.client.set_paused(dag_id, True)
+        try:
             result = stack.airflow(*args)
-            if result.returncode == 0 or "database is locked" not in result.stderr:
-                break
-            for orphan in stack.client.backfills(dag_id):
-                if orphan["id"] not in before and not orphan["completed_at"]:
-                    stack.client.cancel_backfill(orphan["id"])
-                before.add(orphan["id"])
-        assert result.returncode == 0, f"airflow {' '.join(args)}:\n{result.stderr[-4000:]}"
-    finally:
-        stack.client.set_paused(dag_id, False)
+        finally:
+            stack.client.set_paused(dag_id, False)
+        if result.returncode == 0 or "database is locked" not in result.stderr:
+            break
+        for partial in stack.client.backfills(dag_id):
+            if partial["id"] not in before:
+                wait_for_backfill(stack, dag_id, partial["id"])
+                before.add(partial["id"])
+    assert result.returncode == 0, f"airflow {' '.join(args)}:\n{result.stderr[-4000:]}"
     created = [b for b in stack.client.backfills(dag_id) if b["id"] not in before]
     assert len(created) == 1, f"expected one new backfill, got {created}"
     return created[0]
@@ -130,6 +136,17 @@ def check_lake(
     return landed
 
 
+def job_submissions(stack: E2EStack, vendor: str) -> int:
+    """How many requests that create a job ``vendor``'s simulator has answered so far."""
+    base = stack.info["simulators"][vendor]["base_url"]
+    log = httpx.get(f"{base}/_sim/requests", timeout=10).raise_for_status().json()
+    return sum(1 for r in log if r["method"] == "POST" and "token" not in r["path"])
+
+
+def job_ids(landed: dict[Any, tuple[dict[str, Any], list[str]]]) -> dict[Any, Any]:
+    return {key: manifest["job_id"] for key, (manifest, _) in landed.items()}
+
+
 @pytest.mark.parametrize("case", selected_cases(), ids=str)
 def test_backfill_then_reprocess(case: DagCase, stack: E2EStack) -> None:
     # Three past days (5..3 days back), inside the simulators' generated history.
@@ -153,3 +170,26 @@ def test_backfill_then_reprocess(case: DagCase, stack: E2EStack) -> None:
         assert new_manifest["run_token"] != manifest["run_token"], f"{key}: manifest not replaced"
         assert new_manifest["rows"] == manifest["rows"], key
         assert new_rows == rows, f"{key}: the reprocess landed different rows"
+
+    job_vendors = sorted(
+        {e.vendor.name for e in case.windowed if isinstance(e.vendor, JobExportVendor)}
+    )
+    if not job_vendors:
+        return  # a synchronous vendor (Maxsight): no job to re-attach to
+    # the reprocess re-attached to the jobs of the first backfill: the same jobs, no new one
+    assert job_ids(relanded) == job_ids(landed)
+    submitted = {vendor: job_submissions(stack, vendor) for vendor in job_vendors}
+
+    fresh = create_backfill(
+        stack, case.dag_id, first, last, "--reprocess-behavior", "completed",
+        "--dag-run-conf", json.dumps({"fresh_export": True}),
+    )  # fmt: skip
+    runs = wait_for_backfill(stack, case.dag_id, fresh["id"])
+    check_runs(stack, case, runs, wanted)
+    exported = check_lake(stack, case, wanted)
+    for vendor in job_vendors:  # (more if a lost SQLite race had a partial backfill run)
+        slices = sum(len(wanted) for e in case.windowed if e.vendor.name == vendor)
+        assert job_submissions(stack, vendor) >= submitted[vendor] + slices, vendor
+    for key, (manifest, rows) in exported.items():
+        assert manifest["job_id"] != landed[key][0]["job_id"], f"{key}: no fresh job"
+        assert rows == landed[key][1], f"{key}: the fresh export landed different rows"
