@@ -216,9 +216,15 @@ def assert_tiles_the_day(windows: list[Window]) -> None:
 # --------------------------------------------------------------------------- 1. bursty day
 
 
+@pytest.mark.parametrize("precision", ["ms", "us"])
 def test_bursty_day_lands_every_event_once_in_pdfs_within_the_limit(
-    maxsight: Callable[..., RunningSimulator], s3: LocalS3, context: dict[str, Any]
+    maxsight: Callable[..., RunningSimulator],
+    s3: LocalS3,
+    context: dict[str, Any],
+    precision: str,
 ) -> None:
+    """Also with events stamped in microseconds (a CHOICE): the windows, planned on whole
+    milliseconds, still put every event in exactly one PDF."""
     limit = 100
     sim = maxsight(
         events=400,  # ~200 of them in the day, the rest on either side of it
@@ -227,6 +233,7 @@ def test_bursty_day_lands_every_event_once_in_pdfs_within_the_limit(
         burst_start="2026-11-20T13:00:00.000Z",
         burst_seconds=3600.0,
         pdf_event_limit=limit,
+        timestamp_precision=precision,
     )
     raw_csv = fetch_csv(s3, context)
     rows = csv_rows(s3, raw_csv["key"])
@@ -236,6 +243,9 @@ def test_bursty_day_lands_every_event_once_in_pdfs_within_the_limit(
 
     burst = [r for r in rows if r["timestamp"].startswith("2026-11-20T13:")]
     assert len(burst) > 3 * limit, "the burst hour alone needs several PDFs"
+    fraction = re.compile(r"\.(\d+)")
+    digits = {len(m.group(1)) for r in rows if (m := fraction.search(r["timestamp"]))}
+    assert digits == {6 if precision == "us" else 3}
     assert_tiles_the_day(windows)
     assert len(windows) >= -(-len(rows) // limit)
     inside_burst = [w for w in windows if w.start_ms >= ms("2026-11-20T13:00:00.000Z")
