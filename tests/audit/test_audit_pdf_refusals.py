@@ -13,14 +13,12 @@ import csv
 import datetime as dt
 import io
 import pickle
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from pypdf import PdfReader
 
 from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.core.http import ApiCall, VendorResponseError, VendorRetryableError
@@ -40,6 +38,7 @@ from compliance_exports.vendors.maxsight.pdfs import (
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.maxsight import CHOICES, EXPORT_PATH
+from tests.audit.simulated_pdfs import configure, pdf_event_ids
 from tests.conftest import LocalS3, set_connection
 
 ERROR_BODIES: tuple[str, ...] = CHOICES["error_body"]
@@ -146,7 +145,6 @@ AROUND_THE_DAY = {
 }
 LIMIT = 100
 CONN_ID = "maxsight_pdf_refusals"
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 @pytest.fixture
@@ -228,22 +226,6 @@ def export_requests(sim: RunningSimulator) -> list[tuple[str, int]]:
         for item in logged
         if item["path"] == EXPORT_PATH
     ]
-
-
-def configure(sim: RunningSimulator, **settings: Any) -> None:
-    with sim.admin() as admin:
-        admin.patch("/_sim/config", json=settings).raise_for_status()
-
-
-def pdf_event_ids(pdf: bytes) -> list[str]:
-    """The event ids of a simulator PDF: one table row per text line, the id first."""
-    assert pdf.startswith(b"%PDF-")
-    lines = (
-        line
-        for page in PdfReader(io.BytesIO(pdf)).pages
-        for line in page.extract_text().splitlines()
-    )
-    return [words[0] for words in map(str.split, lines) if words and UUID.match(words[0])]
 
 
 @integration

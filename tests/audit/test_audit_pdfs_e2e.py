@@ -40,6 +40,7 @@ from compliance_exports.vendors.maxsight.pdfs import MaxsightAuditPdfsToS3Operat
 from compliance_exports.vendors.maxsight.spec import plan_audit_pdfs
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.maxsight import EXPORT_PATH
+from tests.audit.simulated_pdfs import configure, pdf_event_ids
 from tests.conftest import LocalS3, set_connection
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,6 @@ AROUND_THE_DAY = {
 }
 CONN_ID = "maxsight_pdf_e2e"
 ENTRY = "maxsight_audit_events"
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ITEM = {"day": DAY.isoformat(), "request": {"range_start": DAY_START, "range_end": DAY_END}}
 
 
@@ -135,17 +135,6 @@ def csv_rows(s3: LocalS3, key: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(s3.read(key).decode("utf-8"))))
 
 
-def pdf_event_ids(pdf: bytes) -> list[str]:
-    """The event ids of a simulator PDF: one table row per text line, the id first."""
-    assert pdf.startswith(b"%PDF-")
-    lines = (
-        line
-        for page in PdfReader(io.BytesIO(pdf)).pages
-        for line in page.extract_text().splitlines()
-    )
-    return [words[0] for words in map(str.split, lines) if words and UUID.match(words[0])]
-
-
 def export_requests(sim: RunningSimulator) -> list[dict[str, Any]]:
     """Every export request the simulator saw: ``file_type``, its query and its status."""
     with sim.admin() as admin:
@@ -163,11 +152,6 @@ def export_requests(sim: RunningSimulator) -> list[dict[str, Any]]:
             }
         )
     return seen
-
-
-def configure(sim: RunningSimulator, **settings: Any) -> None:
-    with sim.admin() as admin:
-        admin.patch("/_sim/config", json=settings).raise_for_status()
 
 
 def ms(text: str) -> int:

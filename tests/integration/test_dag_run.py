@@ -74,6 +74,12 @@ def test_every_vendor_exports_through_dag_test(
         assert secret not in logs
 
 
+def arm(sim: RunningSimulator, **fault: Any) -> None:
+    """Arm one firing of a simulator fault (``POST /_sim/faults``)."""
+    with sim.admin() as admin:
+        admin.post("/_sim/faults", json={"count": 1, **fault}).raise_for_status()
+
+
 def oleria_posts(oleria: RunningSimulator) -> list[dict[str, Any]]:
     with oleria.admin() as admin:
         log = admin.get("/_sim/requests").json()
@@ -111,8 +117,7 @@ def test_a_failed_job_is_resubmitted_and_deferred_again_in_one_try(
     test_bundle: Path, simulators: dict[str, RunningSimulator], s3: LocalS3
 ) -> None:
     oleria = simulators["oleria"]
-    with oleria.admin() as admin:
-        admin.post("/_sim/faults", json={"kind": "job_failure", "count": 1}).raise_for_status()
+    arm(oleria, kind="job_failure")
     dag_run = run_retry_dag(oleria, "heal", DAY + dt.timedelta(days=1))
 
     assert dag_run.state == "success"
@@ -156,9 +161,7 @@ def test_a_long_retry_after_is_spent_deferred_through_dag_test(
     import time
 
     oleria = simulators["oleria"]
-    with oleria.admin() as admin:
-        fault = {"kind": "rate_limit", "count": 1, "retry_after": 3, "path": "/v1/downloads$"}
-        admin.post("/_sim/faults", json=fault).raise_for_status()
+    arm(oleria, kind="rate_limit", retry_after=3, path="/v1/downloads$")
     started = time.monotonic()
     dag_run = run_retry_dag(oleria, "long_wait", DAY + dt.timedelta(days=3))
     took = time.monotonic() - started
@@ -178,9 +181,7 @@ def test_an_ambiguous_submission_fails_the_task_without_a_retry(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     oleria = simulators["oleria"]
-    with oleria.admin() as admin:
-        fault = {"kind": "server_error", "count": 1, "status": 500, "path": "/v1/downloads$"}
-        admin.post("/_sim/faults", json=fault).raise_for_status()
+    arm(oleria, kind="server_error", status=500, path="/v1/downloads$")
     dag_run = run_retry_dag(oleria, "ambiguous", DAY + dt.timedelta(days=4))
 
     assert dag_run.state == "failed"
@@ -199,7 +200,7 @@ def test_an_expired_veza_export_is_exported_again_in_the_same_try(
     set_connection("veza_default", veza.connection())
     with veza.admin() as admin:
         admin.delete("/_sim/requests")
-        admin.post("/_sim/faults", json={"kind": "veza_expired", "count": 1}).raise_for_status()
+    arm(veza, kind="veza_expired")
     dag = load_dag("export_retry_dag").partial_subset(task_ids=["veza_expired"])
     dag_run = dag.test(logical_date=DAY + dt.timedelta(days=5))
 
