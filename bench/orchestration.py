@@ -17,10 +17,12 @@ two stacks run one after the other, never at once (two cores). On each stack:
    D14}``, i.e. 14 daily slices, the 14 days ending two days before the simulators' today
    (inside Oleria's history and Maxsight's 60-day demo store, before yesterday's burst);
    ``SIM_TODAY`` (new code) and ``SIM_DATA_ANCHOR`` (old code) are set to the same day so
-   both sides see the same data;
+   both sides see the same data; then the slow-job scenario, the Oleria export again
+   with each job taking :data:`SLOW_JOB_S` seconds (the Oleria simulator's ``latency``,
+   set through ``PATCH /_sim/config`` for that run only), as on a real tenant;
 3. collect the run, its task instances (REST API) and their task logs, then ``down``.
 
-Measured, per export and overall (overall = sums over both exports):
+Measured, per scenario and overall (overall = sums over the two default scenarios):
 
 * **wall time**: the DAG run's ``end_date - start_date`` (REST API);
 * **task instances per slice**: the task instances of the export's task group, every
@@ -52,15 +54,24 @@ smallest and largest ``duration - log seconds``; in the published run they agree
 0.05 s on every such task instance (medians 0.001-0.014 s), while for the deferred
 ``export`` tasks the REST ``duration`` sums to 99 s against 54 s of process runs.
 
-What the published run showed (bench/results/orchestration.json): on the local stack an
-Oleria job completes 0.2 s after it is accepted (the simulator's ``latency``), so the old
-``wait`` sensor found every job done at its first poke and never deferred: BEFORE held no
-worker slot while waiting, and the new ``export`` task's deferral costs a second task
-process (a second DAG parse) per slice. The per-slice cost is dominated by task-process
-start-up and ``land``, which both codes share; Maxsight gained a per-slice
-``attach_evidence`` task since d0a9e7a.
+What the published run showed (bench/results/orchestration.json, 2 cores, nothing else
+running): task instances per Oleria slice 4 -> 2 (the target), but worker-slot seconds
+per slice 0.98x (Oleria), 1.09x (Maxsight), 0.89x (Oleria with 10 s jobs) and 1.04x
+overall, where the target was 0.5x. The old ``wait`` was already a deferrable sensor, so
+BEFORE held no worker slot while a job ran either; the per-slice cost is task-process
+start-up (each process parses the DAG file, ~0.4 s) and ``land``, which both codes
+share, and the new ``export`` still needs two process runs when its job takes time
+(submit, then resume to download). What the redesign changes is not the slot time but
+what a failed job costs (a resubmission inside the same try, deferred, instead of a
+person clearing ``submit``; Veza's re-export no longer waits in a worker). Wall time with
+10 s jobs is 2.76x BEFORE's: the new ``export`` holds its vendor pool slot while deferred
+(pools count deferred tasks), so at most 2 Oleria jobs run at once, where BEFORE's
+``submit`` tasks started all 14 jobs at the vendor unbounded. That is the vendor
+concurrency limit the pool is meant to be; raise the pool's slots for more. The default
+Oleria jobs (0.2 s, the simulator's ``latency``) finish before the old ``wait`` sensor
+first pokes, so BEFORE never deferred in that scenario.
 
-Run: ``python -m bench.orchestration`` (part of ``make bench``; ~5 min; writes
+Run: ``python -m bench.orchestration`` (part of ``make bench``; ~12 min; writes
 ``bench/results/orchestration.json``); ``--days 2`` for a quick look, ``--output -`` for
 no file, ``--keep`` keeps the temporary state dirs (logs) for inspection. Bounded by
 ``--timeout`` (25 min); both stacks and the worktree are always torn down.
