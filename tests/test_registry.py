@@ -66,6 +66,12 @@ class TestDefaultRegistry:
         assert entry.lake.sse == "AES256"
         assert entry.pool == "oleria"
         assert entry.conn_id == "oleria_default"
+        assert "resubmits" not in DOC["defaults"]
+        assert "poll_interval" not in DOC["defaults"]
+        assert entry.resubmits == 1  # one new job after a failed one, unless the entry says
+        assert entry.poll_interval == dt.timedelta(seconds=15)
+        changed = parse_registry(with_change("exports.oleria_identities.resubmits", 0))
+        assert changed.get("oleria_identities").resubmits == 0
 
     def test_loading_imports_no_network_client(self) -> None:
         code = (
@@ -196,6 +202,10 @@ class TestDefaultRegistry:
             "soon",
             "wait_timeout: 'soon' is not a duration",
         ),
+        ("exports.oleria_identities.resubmits", -1, "resubmits: -1 is not a count >= 0"),
+        ("exports.oleria_identities.resubmits", True, "resubmits: True is not a count >= 0"),
+        ("exports.oleria_identities.resubmits", "2", "resubmits: '2' is not a count >= 0"),
+        ("exports.oleria_identities.poll_interval", "often", "poll_interval: 'often'"),
         (
             "exports.oleria_identities.lake",
             {"sse": "aws:kms"},
