@@ -146,8 +146,7 @@ def _explain(error: OpenAPIError) -> list[str]:
     if not schema_errors:
         return [str(error)]
     return [
-        f"{'/'.join(str(p) for p in e.absolute_path) or 'body'}: {e.message}"
-        for e in schema_errors
+        f"{'/'.join(str(p) for p in e.absolute_path) or 'body'}: {e.message}" for e in schema_errors
     ]
 
 
