@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "timezone": "UTC",
     "retries": 2,
     "retry_delay": "1s",
+    "poll_interval": "1s",  # the simulator's jobs take 0.6 s: no 15 s wait between polls
     "lake": {"bucket": "compliance-lake", "aws_conn_id": "aws_lake", "sse": "AES256"},
 }
 

@@ -602,9 +602,9 @@ def test_a_trigger_moved_to_another_triggerer_keeps_following_its_report(
     before = cancellations(services)
     sim_admin(services, "sailpoint", "DELETE", "requests")
     latency = sim_admin(services, "sailpoint", "GET", "config")["latency"]
-    # A report's latency is fixed when it starts: long enough to outlast the takeover
-    # and the woken triggerer's on_kill, short enough to then finish on its own.
-    sim_admin(services, "sailpoint", "PATCH", "config", json={"latency": 100.0})
+    # A report's latency is fixed when it starts: far longer than the takeover and the
+    # woken triggerer's on_kill; the test then lets it finish through the admin API.
+    sim_admin(services, "sailpoint", "PATCH", "config", json={"latency": 600.0})
     stopped = False
     try:
         run_id = trigger(stack, SAILPOINT_DAG, {"exports": [entry.name]})
@@ -639,6 +639,8 @@ def test_a_trigger_moved_to_another_triggerer_keeps_following_its_report(
             timeout=120,
         )
         assert cancellations(services) == before, "the moved trigger cancelled the report"
+        assert report
+        sim_admin(services, "sailpoint", "POST", f"reports/{report}/finish")
         state = wait_run(stack, SAILPOINT_DAG, run_id)
     finally:
         if stopped:

@@ -382,6 +382,19 @@ class TestReports:
         for task_id in (other, after):
             tenant.cancel(task_id)
 
+    def test_the_admin_api_finishes_a_running_report_at_once(self, tenant: Tenant) -> None:
+        """``POST /_sim/reports/{id}/finish``: tests need not wait out a long latency."""
+        tenant.configure(latency=600)
+        task_id = tenant.started(IDENTITIES_DETAILS)
+        assert "status" not in tenant.result(task_id)  # running: no status yet (DOC)
+
+        done = tenant.admin.post(f"/_sim/reports/{task_id}/finish")
+
+        assert done.status_code == 200
+        assert done.json()["completionStatus"] == "SUCCESS"
+        assert tenant.result(task_id)["status"] == "SUCCESS"
+        assert tenant.admin.post("/_sim/reports/nope/finish").status_code == 404
+
     def test_pdf_holds_the_same_rows_as_the_csv(self, tenant: Tenant) -> None:
         task_id = tenant.started(IDENTITIES_DETAILS)
         tenant.wait(task_id)
