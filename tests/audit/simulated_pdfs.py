@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from typing import Any
@@ -10,6 +11,14 @@ from pypdf import PdfReader
 
 from include.simulators import RunningSimulator
 
+#: the day the tests export, and a simulator event store around it (it starts and ends
+#: half a day outside, so the day's edges are real boundaries)
+DAY = dt.date(2026, 11, 20)
+DAY_START, DAY_END = "2026-11-20T00:00:00.000Z", "2026-11-20T23:59:59.999Z"
+AROUND_THE_DAY = {
+    "store_start": "2026-11-19T12:00:00.000Z",
+    "store_end": "2026-11-21T12:00:00.000Z",
+}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 

@@ -38,7 +38,14 @@ from compliance_exports.vendors.maxsight.pdfs import (
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.maxsight import CHOICES, EXPORT_PATH
-from tests.audit.simulated_pdfs import configure, pdf_event_ids
+from tests.audit.simulated_pdfs import (
+    AROUND_THE_DAY,
+    DAY,
+    DAY_END,
+    DAY_START,
+    configure,
+    pdf_event_ids,
+)
 from tests.conftest import LocalS3, set_connection
 
 ERROR_BODIES: tuple[str, ...] = CHOICES["error_body"]
@@ -137,12 +144,6 @@ class TestIsPdfLimitRefusal:
 
 integration = pytest.mark.integration
 
-DAY = dt.date(2026, 11, 20)
-DAY_START, DAY_END = "2026-11-20T00:00:00.000Z", "2026-11-20T23:59:59.999Z"
-AROUND_THE_DAY = {
-    "store_start": "2026-11-19T12:00:00.000Z",
-    "store_end": "2026-11-21T12:00:00.000Z",
-}
 LIMIT = 100
 CONN_ID = "maxsight_pdf_refusals"
 

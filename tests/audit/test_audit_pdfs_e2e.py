@@ -40,17 +40,18 @@ from compliance_exports.vendors.maxsight.pdfs import MaxsightAuditPdfsToS3Operat
 from compliance_exports.vendors.maxsight.spec import plan_audit_pdfs
 from include.simulators import RunningSimulator, start_simulator
 from include.simulators.maxsight import EXPORT_PATH
-from tests.audit.simulated_pdfs import configure, pdf_event_ids
+from tests.audit.simulated_pdfs import (
+    AROUND_THE_DAY,
+    DAY,
+    DAY_END,
+    DAY_START,
+    configure,
+    pdf_event_ids,
+)
 from tests.conftest import LocalS3, set_connection
 
 pytestmark = pytest.mark.integration
 
-DAY = dt.date(2026, 11, 20)
-DAY_START, DAY_END = "2026-11-20T00:00:00.000Z", "2026-11-20T23:59:59.999Z"
-AROUND_THE_DAY = {
-    "store_start": "2026-11-19T12:00:00.000Z",
-    "store_end": "2026-11-21T12:00:00.000Z",
-}
 CONN_ID = "maxsight_pdf_e2e"
 ENTRY = "maxsight_audit_events"
 ITEM = {"day": DAY.isoformat(), "request": {"range_start": DAY_START, "range_end": DAY_END}}

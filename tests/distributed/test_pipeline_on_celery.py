@@ -157,7 +157,12 @@ def task_instance(
 
 
 def wait_task_state(
-    stack: DistributedStack, dag_id: str, run_id: str, task_id: str, states: set[str]
+    stack: DistributedStack,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    states: set[str],
+    every: float = 1.0,
 ) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
         response = stack.rest(
@@ -171,7 +176,7 @@ def wait_task_state(
             return ti
         return None
 
-    ti: dict[str, Any] = wait_for(f"{task_id} to be {states}", reached)
+    ti: dict[str, Any] = wait_for(f"{task_id} to be {states}", reached, every=every)
     return ti
 
 
@@ -287,13 +292,15 @@ def trigger_logs(
     }
 
 
-def writing_parquet(pid: int) -> list[str]:
-    """The Parquet files task process ``pid`` has open in its landing work directory."""
+def landing_files(pid: int) -> list[str]:
+    """The files task process ``pid`` has open in its landing work directory: the raw
+    file it downloads, then the Parquet parts it writes. (Parquet alone was too short a
+    window for 150k rows: the test once saw the task end before it could kill it.)"""
     try:
         files = psutil.Process(pid).open_files()
     except psutil.NoSuchProcess:
         pytest.fail(f"task process {pid} ended before it was killed")
-    return [f.path for f in files if "landing-" in f.path and f.path.endswith(".parquet")]
+    return [f.path for f in files if "landing-" in f.path]
 
 
 def process_gone(pid: int) -> bool:
@@ -419,11 +426,13 @@ def test_killed_worker_mid_landing_publishes_exactly_one_copy(
     sim_admin(services, "oleria", "PATCH", "config", json={"rows": 150_000})
     try:
         run_id = trigger(stack, BACKFILL_DAG, {"exports": [entry.name]})
-        land = wait_task_state(stack, BACKFILL_DAG, run_id, f"{entry.name}.land", {"running"})
+        land = wait_task_state(
+            stack, BACKFILL_DAG, run_id, f"{entry.name}.land", {"running"}, every=0.1
+        )
         victim = worker_running(stack, land["pid"])
         wait_for(
-            "the land task to write Parquet",
-            lambda: writing_parquet(land["pid"]),
+            "the land task to download or convert",
+            lambda: landing_files(land["pid"]),
             timeout=120,
             every=0.1,
         )
