@@ -276,10 +276,9 @@ class ExportHook(BaseHook):
         created, where the vendor gives a way to find it.
 
         None (the default) means the vendor gives no way, or found no single job: the
-        task then fails without a retry, saying a job may exist. None of the four shipped
-        vendors can be asked (no job listing, no idempotency key; SailPoint's "a run
-        returns the running task" would start a second report once the first finished);
-        the test-only Acme vendor shows an implementation.
+        task then fails without a retry, saying a job may exist. A vendor that can list
+        its jobs (or keys them by an idempotency key) overrides this; each vendor's hook
+        says why it does or does not (docs/ADDING_A_VENDOR.md shows an implementation).
         """
         return None
 

@@ -3,6 +3,8 @@
 ``POST /v1/downloads`` starts a CSV export; ``GET /v1/downloads/{id}`` reports
 ``accepted | completed | failed`` and, once completed, a presigned S3 ``url`` valid for
 five minutes that needs (and gets) no Oleria credentials. Errors are ``{code, message}``.
+A submission whose answer was lost cannot be recovered (no download listing): the task
+fails saying a download may exist.
 """
 
 from __future__ import annotations

@@ -30,7 +30,10 @@ Known limits (the documented API gives no other signal):
   arguments that start within seconds of each other (two registry entries in one DAG
   run, say) are that case: on such a tenant, run them one after the other;
 * an argument we leave out is not compared (a tenant may echo its default), so a task
-  whose only difference is an optional argument we did not send is adopted.
+  whose only difference is an optional argument we did not send is adopted;
+* a run whose answer was lost (:meth:`~SailPointHook.recover_submission` is not
+  overridden) fails the task saying a report may exist: running the report again to get
+  "the running task" back would start a second report once the first had finished.
 """
 
 from __future__ import annotations

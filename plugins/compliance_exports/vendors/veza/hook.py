@@ -8,7 +8,8 @@ is known from the request and confirmed by the download: the default file name t
 its extension from the request's format when the download options carry it
 (``options["format"]``), else from the status answer's ``format`` when recognisable,
 else from the download's Content-Type. Errors are google.rpc.Status
-``{code, message, details}``.
+``{code, message, details}``. A create whose answer was lost cannot be recovered (no
+export listing is documented): the task fails saying an export may exist.
 """
 
 from __future__ import annotations

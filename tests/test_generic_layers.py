@@ -1,0 +1,33 @@
+"""The registry, the DAG factory and core/ name no vendor: each vendor lives in its own
+folder under vendors/ (issue #12's check, `grep -rniE "oleria|veza|sailpoint|maxsight"`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "compliance_exports"
+CORE = sorted((PACKAGE / "core").rglob("*.py"))
+VENDOR_NAMES = re.compile(r"oleria|veza|sailpoint|maxsight", re.IGNORECASE)
+
+
+def vendor_mentions(root: Path, paths: list[Path]) -> list[str]:
+    """``file:line: text`` for every line of ``paths`` that names one of the vendors."""
+    return [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in paths
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if VENDOR_NAMES.search(line)
+    ]
+
+
+def test_the_generic_layers_name_no_vendor() -> None:
+    assert CORE, "no core module found: the check would pass on nothing"
+    generic = [PACKAGE / "registry.py", PACKAGE / "dag_factory.py", *CORE]
+    assert vendor_mentions(PACKAGE, generic) == []
+
+
+def test_the_check_names_the_file_and_line(tmp_path: Path) -> None:
+    module = tmp_path / "generic.py"
+    module.write_text('"""Generic."""\n\n# unlike SailPoint, ...\n')
+    assert vendor_mentions(tmp_path, [module]) == ["generic.py:3: # unlike SailPoint, ..."]
