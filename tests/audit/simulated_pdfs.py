@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from pypdf import PdfReader
 
-from include.simulators import RunningSimulator
+from include.simulators import RunningSimulator, start_simulator
+from tests.conftest import set_connection
 
 #: the day the tests export, and a simulator event store around it (it starts and ends
 #: half a day outside, so the day's edges are real boundaries)
@@ -37,3 +41,25 @@ def configure(sim: RunningSimulator, **settings: Any) -> None:
     """Change the simulator's runtime settings (``PATCH /_sim/config``)."""
     with sim.admin() as admin:
         admin.patch("/_sim/config", json=settings).raise_for_status()
+
+
+@contextmanager
+def maxsight_simulators(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, **defaults: Any
+) -> Iterator[Callable[..., RunningSimulator]]:
+    """``start(**settings)``: Maxsight simulators of our own (``defaults`` under the
+    test's ``settings``), each behind the ``conn_id`` connection; all stopped on exit."""
+    running: list[RunningSimulator] = []
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", "")  # removed again afterwards
+
+    def start(**settings: Any) -> RunningSimulator:
+        sim = start_simulator("maxsight", seed=2026, **{**defaults, **settings})
+        running.append(sim)
+        set_connection(conn_id, sim.connection())
+        return sim
+
+    try:
+        yield start
+    finally:
+        for sim in running:
+            sim.stop()

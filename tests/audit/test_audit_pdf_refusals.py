@@ -36,7 +36,7 @@ from compliance_exports.vendors.maxsight.pdfs import (
     is_pdf_limit_refusal,
 )
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
-from include.simulators import RunningSimulator, start_simulator
+from include.simulators import RunningSimulator
 from include.simulators.maxsight import CHOICES, EXPORT_PATH
 from tests.audit.simulated_pdfs import (
     AROUND_THE_DAY,
@@ -44,9 +44,10 @@ from tests.audit.simulated_pdfs import (
     DAY_END,
     DAY_START,
     configure,
+    maxsight_simulators,
     pdf_event_ids,
 )
-from tests.conftest import LocalS3, set_connection
+from tests.conftest import LocalS3
 
 ERROR_BODIES: tuple[str, ...] = CHOICES["error_body"]
 WHERE = "maxsight GET /v5/audit-sentinel/events/export answered 400"
@@ -151,20 +152,10 @@ CONN_ID = "maxsight_pdf_refusals"
 @pytest.fixture
 def maxsight(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RunningSimulator]]:
     """``maxsight(**settings)``: a simulator of our own behind the ``CONN_ID`` connection."""
-    running: list[RunningSimulator] = []
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", "")  # removed again afterwards
-
-    def start(**settings: Any) -> RunningSimulator:
-        sim = start_simulator(
-            "maxsight", seed=2026, **AROUND_THE_DAY, pdf_event_limit=LIMIT, **settings
-        )
-        running.append(sim)
-        set_connection(CONN_ID, sim.connection())
-        return sim
-
-    yield start
-    for sim in running:
-        sim.stop()
+    with maxsight_simulators(
+        monkeypatch, CONN_ID, **AROUND_THE_DAY, pdf_event_limit=LIMIT
+    ) as start:
+        yield start
 
 
 def hook() -> MaxsightHook:

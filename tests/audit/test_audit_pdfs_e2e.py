@@ -38,7 +38,7 @@ from compliance_exports.vendors.maxsight.audit.window import format_ms, parse_ms
 from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
 from compliance_exports.vendors.maxsight.pdfs import MaxsightAuditPdfsToS3Operator
 from compliance_exports.vendors.maxsight.spec import plan_audit_pdfs
-from include.simulators import RunningSimulator, start_simulator
+from include.simulators import RunningSimulator
 from include.simulators.maxsight import EXPORT_PATH
 from tests.audit.simulated_pdfs import (
     AROUND_THE_DAY,
@@ -46,9 +46,10 @@ from tests.audit.simulated_pdfs import (
     DAY_END,
     DAY_START,
     configure,
+    maxsight_simulators,
     pdf_event_ids,
 )
-from tests.conftest import LocalS3, set_connection
+from tests.conftest import LocalS3
 
 pytestmark = pytest.mark.integration
 
@@ -63,18 +64,8 @@ ITEM = {"day": DAY.isoformat(), "request": {"range_start": DAY_START, "range_end
 @pytest.fixture
 def maxsight(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RunningSimulator]]:
     """``maxsight(**settings)``: our own simulator, behind the ``maxsight_pdf_e2e`` connection."""
-    running: list[RunningSimulator] = []
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", "")  # removed again afterwards
-
-    def start(**settings: Any) -> RunningSimulator:
-        sim = start_simulator("maxsight", seed=2026, **settings)
-        running.append(sim)
-        set_connection(CONN_ID, sim.connection())
-        return sim
-
-    yield start
-    for sim in running:
-        sim.stop()
+    with maxsight_simulators(monkeypatch, CONN_ID) as start:
+        yield start
 
 
 @pytest.fixture
