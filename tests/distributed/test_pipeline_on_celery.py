@@ -506,6 +506,19 @@ def clear(stack: DistributedStack, dag_id: str, run_id: str, task_id: str) -> No
     assert response.status_code == 200, response.text
 
 
+def clear_and_wait_deferred(
+    stack: DistributedStack, dag_id: str, run_id: str, task_id: str
+) -> None:
+    """Clear a deferred export on its first try; wait until its second try defers again."""
+    clear(stack, dag_id, run_id, task_id)
+
+    def deferred_again() -> bool:
+        ti = task_instance(stack, dag_id, run_id, task_id)
+        return bool(ti["try_number"] == 2 and ti["state"] == "deferred")
+
+    wait_for("the cleared export to defer again", deferred_again)
+
+
 def test_a_cleared_deferred_export_reattaches_and_a_deleted_state_store_exports_afresh(
     stack: DistributedStack, services: Any
 ) -> None:
@@ -524,14 +537,7 @@ def test_a_cleared_deferred_export_reattaches_and_a_deleted_state_store_exports_
         first = ledger_job(stack, BACKFILL_DAG, run_id, task_id)
         assert first
 
-        clear(stack, BACKFILL_DAG, run_id, task_id)
-        wait_for(
-            "the cleared export to defer again",
-            lambda: (
-                task_instance(stack, BACKFILL_DAG, run_id, task_id)["try_number"] == 2
-                and task_instance(stack, BACKFILL_DAG, run_id, task_id)["state"] == "deferred"
-            ),
-        )
+        clear_and_wait_deferred(stack, BACKFILL_DAG, run_id, task_id)
         assert ledger_job(stack, BACKFILL_DAG, run_id, task_id) == first
         assert len(submissions(services, "oleria", "/v1/downloads")) == 1
 
@@ -566,14 +572,7 @@ def test_a_cleared_sailpoint_export_is_followed_not_cancelled_and_marked_success
     first = ledger_job(stack, SAILPOINT_DAG, run_id, task_id)
     assert first
 
-    clear(stack, SAILPOINT_DAG, run_id, task_id)
-    wait_for(
-        "the cleared export to defer again",
-        lambda: (
-            task_instance(stack, SAILPOINT_DAG, run_id, task_id)["try_number"] == 2
-            and task_instance(stack, SAILPOINT_DAG, run_id, task_id)["state"] == "deferred"
-        ),
-    )
+    clear_and_wait_deferred(stack, SAILPOINT_DAG, run_id, task_id)
     wait_for(
         "the cleared try's trigger to decide in on_kill",
         lambda: any(
