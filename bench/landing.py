@@ -201,10 +201,10 @@ def run_openpyxl(source: Path, out: Path) -> dict[str, Any]:
 
 def run_project_s3(source: Path, out: Path) -> dict[str, Any]:
     """The full landing task: raw object in S3 -> published partition (env has the conn)."""
-    from compliance_exports.landing.land import land_raw_object
+    from compliance_exports.landing.land import LakeOptions, land_raw_object
 
     raw = json.loads(os.environ["BENCH_RAW_OBJECT"])
-    result = land_raw_object(raw, SCHEMA, aws_conn_id="aws_lake", bucket=raw["bucket"])
+    result = land_raw_object(raw, SCHEMA, lake=LakeOptions(aws_conn_id="aws_lake", bucket=raw["bucket"]))
     return {"rows": result["rows"], "parts": len(result["parts"])}
 
 

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 LAKE_BUCKET = "compliance-lake"
 LAKE_CONN_ID = "aws_lake"
+
+
+def without_run(key: str) -> str:
+    """A raw key without its run-scoped segment (``run=<token>/``): the file's place."""
+    return re.sub(r"/run=[^/]+/", "/", key)
 
 
 def set_connection(conn_id: str, conn: dict[str, Any]) -> None:

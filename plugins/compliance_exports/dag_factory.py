@@ -6,6 +6,9 @@ partition day, and the entry's vendor lays out the tasks mapped over them
 (:meth:`ExportVendor.add_tasks`); for a job-style vendor::
 
     plan ──> export[] (submit or re-attach, wait deferred, stream to raw/) ──> land[]
+         └─────────────────────────────────────────────────────────────────> verify
+
+(``verify``, when the entry asks for it, checks the run's partitions as an auditor would.)
 
 Nothing here names a vendor: the form fields, the request of a slice and the tasks come
 from the vendor packages. Why one DAG per vendor: the vendor's pool, connection and rate
@@ -159,6 +162,9 @@ def _plan_task(entry: ExportEntry, known: Sequence[str]) -> Any:
         if (context.get("params") or {}).get("dry_run"):
             _validate_dry_run(entry, items)
             raise AirflowSkipException(f"dry run: {len(items)} slice(s) planned and validated")
+        from compliance_exports.pipeline import record_planned_days
+
+        record_planned_days(entry, items, context)
         return items
 
     return plan()
@@ -181,10 +187,11 @@ def _land_task(entry: ExportEntry) -> Callable[..., Any]:
             """Land ``raw`` as the planned slice's partition (Parquet + manifest)."""
             from compliance_exports.pipeline import land_export
 
-            result = dict(land_export(entry, raw, planned))
+            result = dict(land_export(entry, raw, planned, context.get("params") or {}))
             context["outlet_events"][asset].extra = {
                 "rows": result.get("rows"),
                 "manifest": result.get("manifest_uri"),
+                "version": result.get("version"),
                 "day": planned["day"],
             }
             return result
@@ -217,6 +224,18 @@ def _attach_task(entry: ExportEntry) -> Callable[..., Any]:
     return make
 
 
+def _verify_task(entry: ExportEntry) -> Any:
+    @task(task_id="verify", **task_defaults(entry))
+    def verify(planned: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Verify this run's partitions as an auditor would (``python -m
+        compliance_exports verify``): fails on any integrity problem."""
+        from compliance_exports.pipeline import verify_planned_days
+
+        return verify_planned_days(entry, planned)
+
+    return verify
+
+
 def _lake_kwargs(entry: ExportEntry) -> dict[str, Any]:
     return {
         "dataset": entry.dataset,
@@ -225,6 +244,8 @@ def _lake_kwargs(entry: ExportEntry) -> dict[str, Any]:
         "aws_conn_id": entry.lake.aws_conn_id,
         "server_side_encryption": entry.lake.sse,
         "kms_key_id": entry.lake.kms_key_id,
+        "object_lock_mode": entry.lake.object_lock_mode,
+        "object_lock_days": entry.lake.object_lock_days,
     }
 
 
@@ -257,8 +278,14 @@ def build_dag(dag_id: str, entries: Sequence[ExportEntry]) -> DAG:
     ) as dag:
         known = [e.name for e in entries]
         for entry in entries:
-            with TaskGroup(group_id=entry.name, tooltip=entry.description):
-                entry.vendor.add_tasks(entry, _plan_task(entry, known), task_kit(entry))
+            with TaskGroup(group_id=entry.name, tooltip=entry.description) as group:
+                planned = _plan_task(entry, known)
+                entry.vendor.add_tasks(entry, planned, task_kit(entry))
+                if entry.verify:
+                    leaves = group.get_leaves()
+                    verify = _verify_task(entry)(planned)
+                    for leaf in leaves:
+                        leaf >> verify
     return dag
 
 

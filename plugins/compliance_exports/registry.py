@@ -60,8 +60,38 @@ class LakeTarget:
     aws_conn_id: str = "aws_lake"
     sse: str | None = None  # None | "AES256" | "aws:kms"
     kms_key_id: str | None = None
+    #: how many versions of a partition to keep, the live one included (None: every
+    #: version); housekeeping retires the older ones
+    keep_versions: int | None = None
+    #: S3 Object Lock for evidence (raw originals, manifests): {mode, days}
+    object_lock: Mapping[str, Any] | None = None
+
+    @property
+    def object_lock_mode(self) -> str | None:
+        return str(self.object_lock["mode"]) if self.object_lock else None
+
+    @property
+    def object_lock_days(self) -> int | None:
+        return int(self.object_lock["days"]) if self.object_lock else None
 
     def __post_init__(self) -> None:
+        keep = self.keep_versions
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise ExportValidationError(
+                "lake.keep_versions", f"{keep!r} is not a count >= 1 (omit it to keep all)"
+            )
+        if self.object_lock is not None:
+            lock = self.object_lock
+            if not isinstance(lock, Mapping) or set(lock) != {"mode", "days"}:
+                raise ExportValidationError(
+                    "lake.object_lock", f"{lock!r} must be {{mode: GOVERNANCE|COMPLIANCE, days: N}}"
+                )
+            from compliance_exports.landing.lake import ObjectLock
+
+            try:
+                ObjectLock(lock["mode"], lock["days"])
+            except ValueError as exc:
+                raise ExportValidationError("lake.object_lock", str(exc)) from None
         if self.sse not in (None, "AES256", "aws:kms"):
             raise ExportValidationError("lake.sse", f"{self.sse!r} is not AES256 or aws:kms")
         if self.sse == "aws:kms" and not self.kms_key_id:
@@ -97,6 +127,8 @@ class ExportEntry:
     poll_interval: dt.timedelta = dt.timedelta(seconds=15)
     description: str = ""
     tags: tuple[str, ...] = ()
+    #: run ``verify`` over the run's partitions at the end of each DAG run
+    verify: bool = False
 
     def partition(self, day: dt.date) -> Partition:
         """The lake partition of ``day``: the one place an export's S3 keys come from."""
@@ -174,7 +206,7 @@ def _check_schema(schema: Any, where: str) -> Mapping[str, str]:
 _ENTRY_KEYS = {
     "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
     "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
-    "resubmits", "poll_interval", "description", "tags",
+    "resubmits", "poll_interval", "description", "tags", "verify",
 }  # fmt: skip
 
 
@@ -196,9 +228,12 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
     try:
         vendor.check_kind(kind)
         vendor.check_params(params, kind)
-        lake = LakeTarget(**{**defaults.get("lake", {}), **raw.get("lake", {})})
     except ExportValidationError as exc:
         raise RegistryError(f"{where}.{vendor.name}.{exc}") from None
+    try:
+        lake = LakeTarget(**{**defaults.get("lake", {}), **raw.get("lake", {})})
+    except ExportValidationError as exc:
+        raise RegistryError(f"{where}.{exc}") from None
     except TypeError as exc:
         raise RegistryError(f"{where}.lake: {exc}") from None
     _check_schedule(merged.get("schedule"), merged.get("timezone", "UTC"), where)
@@ -234,7 +269,14 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
         poll_interval=parse_duration(merged.get("poll_interval", "15s"), f"{where}.poll_interval"),
         description=str(merged.get("description", "")),
         tags=tuple(str(t) for t in merged.get("tags", ())),
+        verify=_flag(merged.get("verify", False), f"{where}.verify"),
     )
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise RegistryError(f"{where}: {value!r} is not true or false")
+    return value
 
 
 def _check_dags(entries: tuple[ExportEntry, ...], source: str) -> None:

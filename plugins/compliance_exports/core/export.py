@@ -238,8 +238,9 @@ class ExportOperator(ExportFetchOperator):
                 self._defer_until_done(state)
             word, reason = state.raw_status, state.message or state.raw_status
             if state.phase.is_successful:
+                ledger.done(state.job_id)
                 try:
-                    return self._download(context, ledger)
+                    return self._download(context, ledger, state)
                 except JobEndedError as exc:  # the file went away since the status check
                     state = exc.state
                     word, reason = state.raw_status, state.message or state.raw_status
@@ -317,10 +318,13 @@ class ExportOperator(ExportFetchOperator):
             timeout=dt.timedelta(seconds=float(self.wait_timeout) + DEADLINE_GRACE),
         )
 
-    def _download(self, context: Context, ledger: JobLedger) -> RawObject:
+    def _download(self, context: Context, ledger: JobLedger, state: ExportState) -> RawObject:
         raw = self.fetch(self.partition(context))
         raw["jobs"] = [dict(job) for job in ledger.jobs]
         raw["resubmit_budget"] = self.resubmits
+        rows = state.details.get("rows")
+        raw["vendor_rows"] = rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+        raw["produced_at"] = state.details.get("produced_at")
         return raw
 
     @contextmanager

@@ -13,8 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import mimetypes
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NotRequired, TypedDict
@@ -26,13 +25,14 @@ from compliance_exports.core.errors import ExportValidationError, FatalError, Re
 from compliance_exports.core.hooks import Download, ExportHook, safe_filename
 from compliance_exports.core.lineage import record_fetch_lineage
 from compliance_exports.core.states import ExportState
-from compliance_exports.landing.layout import Partition, s3_uri
+from compliance_exports.landing.lake import LOCK_MODES, ObjectLock, version_of
+from compliance_exports.landing.layout import Partition, new_token, s3_uri
 from compliance_exports.landing.manifest import redact
+from compliance_exports.landing.progress import MB, ProgressLog
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-MB = 1024 * 1024
 UPLOAD_CONCURRENCY = 4
 SSE_MODES = ("AES256", "aws:kms")
 _EXTENSIONS = {
@@ -67,10 +67,12 @@ class RawObject(TypedDict):
     """What a fetch returns through XCom: where the original file landed, and its digest."""
 
     bucket: str
-    key: str
+    key: str  # run-scoped: raw/.../dt=<day>/run=<token>/<file>, never overwritten
     uri: str
     sha256: str
     size: int
+    version_id: str | None  # on a versioned bucket: exactly the version we wrote
+    downloaded_at: str
     content_type: str
     filename: str
     job_id: str | None
@@ -81,6 +83,10 @@ class RawObject(TypedDict):
     request: dict[str, Any]  # what was asked of the vendor (secret-looking keys removed)
     #: how many times the export task may submit again after a failed job (job vendors)
     resubmit_budget: NotRequired[int]
+    #: the row count the vendor reported for its file, where it gives one
+    vendor_rows: NotRequired[int | None]
+    #: when the vendor produced the file, where it says (ISO); a snapshot's extraction time
+    produced_at: NotRequired[str | None]
 
 
 class TruncatedDownloadError(RetryableError):
@@ -89,37 +95,6 @@ class TruncatedDownloadError(RetryableError):
 
 class ExpiredLinkError(RetryableError):
     """The download link expired before we used it: ask the vendor for a fresh one."""
-
-
-class ProgressLog:
-    """Logs bytes, percent (when the size is known) and MB/s every ``interval`` seconds."""
-
-    def __init__(
-        self,
-        log: Callable[..., None],
-        total: int | None,
-        interval: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._log, self.total, self.interval, self._clock = log, total, interval, clock
-        self.started = self._last = clock()
-        self.done = 0
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        if self._clock() - self._last >= self.interval:
-            self.report("fetching")
-
-    def report(self, what: str) -> None:
-        now = self._clock()
-        self._last = now
-        rate = self.done / MB / max(now - self.started, 1e-6)
-        share = (
-            f" of {self.total / MB:.1f} MB ({100 * self.done / self.total:.0f}%)"
-            if self.total
-            else ""
-        )
-        self._log("%s: %.1f MB%s at %.2f MB/s", what, self.done / MB, share, rate)
 
 
 class HashingReader(io.RawIOBase):
@@ -205,7 +180,8 @@ def as_day(value: Any) -> dt.date:
 
 
 class ExportFetchOperator(BaseOperator):
-    """Stream one export file into ``raw/vendor=/dataset=/dt=/`` and return a RawObject.
+    """Stream one export file into ``raw/vendor=/dataset=/dt=/run=<token>/`` (a new key for
+    every download: nothing is overwritten) and return a RawObject.
 
     Subclasses set ``hook_class`` and implement :meth:`open_download`.
     """
@@ -220,6 +196,7 @@ class ExportFetchOperator(BaseOperator):
         "conn_id",
         "aws_conn_id",
         "kms_key_id",
+        "object_lock_mode",
     )
 
     def __init__(
@@ -234,6 +211,8 @@ class ExportFetchOperator(BaseOperator):
         conn_id: str | None = None,
         server_side_encryption: str | None = "AES256",
         kms_key_id: str | None = None,
+        object_lock_mode: str | None = None,
+        object_lock_days: int | None = None,
         max_download_attempts: int = 3,
         progress_interval: float = 10.0,
         multipart_chunksize: int = 8 * MB,
@@ -249,6 +228,8 @@ class ExportFetchOperator(BaseOperator):
         self.conn_id = conn_id or self.hook_class.default_conn_name
         self.server_side_encryption = server_side_encryption
         self.kms_key_id = kms_key_id
+        self.object_lock_mode = object_lock_mode
+        self.object_lock_days = object_lock_days
         self.max_download_attempts = max_download_attempts
         self.progress_interval = progress_interval
         self.multipart_chunksize = multipart_chunksize
@@ -269,6 +250,12 @@ class ExportFetchOperator(BaseOperator):
             raise ExportValidationError("kms_key_id", "only with server_side_encryption='aws:kms'")
         if self.max_download_attempts < 1:
             raise ExportValidationError("max_download_attempts", "must be at least 1")
+        if self.object_lock_mode not in (None, *LOCK_MODES):
+            raise ExportValidationError("object_lock_mode", f"must be one of {LOCK_MODES} or None")
+        try:
+            ObjectLock.of(self.object_lock_mode, self.object_lock_days)
+        except ValueError as exc:
+            raise ExportValidationError("object_lock_days", str(exc)) from None
 
     def open_download(self) -> AbstractContextManager[Download]:
         raise NotImplementedError
@@ -321,8 +308,8 @@ class ExportFetchOperator(BaseOperator):
                 progress=progress,
             )
             head = reader.peek(SNIFF_BYTES)
-            key = partition.raw_key(self.object_name(download, sniff_suffix(head)))
-            self.upload(reader, key, download)
+            key = partition.raw_key(self.object_name(download, sniff_suffix(head)), new_token())
+            version_id = self.upload(reader, key, download)
             progress.report(f"stored s3://{self.bucket}/{key}")
         record_fetch_lineage(
             self.hook, source_uri=download.source_uri, target_uri=s3_uri(self.bucket, key)
@@ -333,6 +320,8 @@ class ExportFetchOperator(BaseOperator):
             uri=s3_uri(self.bucket, key),
             sha256=reader.sha256,
             size=reader.size,
+            version_id=version_id,
+            downloaded_at=dt.datetime.now(dt.UTC).isoformat(),
             content_type=download.content_type,
             filename=key.rsplit("/", 1)[-1],
             job_id=self.job_id,
@@ -366,7 +355,8 @@ class ExportFetchOperator(BaseOperator):
             suffix = sniffed
         return safe_filename(f"{self.dataset}{suffix.lower()}")
 
-    def upload(self, reader: HashingReader, key: str, download: Download) -> None:
+    def upload(self, reader: HashingReader, key: str, download: Download) -> str | None:
+        """Stream into a new object (never an existing key); return its version id."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from boto3.s3.transfer import TransferConfig
 
@@ -381,6 +371,7 @@ class ExportFetchOperator(BaseOperator):
         client.upload_fileobj(
             reader, self.bucket, key, ExtraArgs=self.extra_args(download), Config=config
         )
+        return version_of(client.head_object(Bucket=self.bucket, Key=key))
 
     def extra_args(self, download: Download) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -393,6 +384,9 @@ class ExportFetchOperator(BaseOperator):
             args["ServerSideEncryption"] = self.server_side_encryption
         if self.kms_key_id:
             args["SSEKMSKeyId"] = self.kms_key_id
+        lock = ObjectLock.of(self.object_lock_mode, self.object_lock_days)
+        if lock:
+            args.update(lock.extra_args())
         return args
 
 

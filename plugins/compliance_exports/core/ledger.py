@@ -36,6 +36,7 @@ class JobRecord(TypedDict, total=False):
     resubmit: bool
     ended: str  # the vendor's terminal word, for a job that ended without a file
     reason: str
+    done_at: str  # when the vendor reported the job done (its terminal state was seen)
 
 
 def request_fingerprint(request: Mapping[str, Any]) -> str:
@@ -129,6 +130,13 @@ class JobLedger:
         )
         self.record["jobs"] = [*self.record.get("jobs", []), dict(job)]
         self.save()
+
+    def done(self, job_id: str) -> None:
+        """Note when the vendor reported ``job_id`` done (the first time we saw it so)."""
+        for job in self.record.get("jobs", []):
+            if job.get("job_id") == job_id and not job.get("done_at"):
+                job["done_at"] = _now()
+                self.save()
 
     def ended(self, job_id: str, word: str, reason: str) -> None:
         """Note that ``job_id`` ended without a usable file (FAILED, EXPIRED, ...)."""

@@ -7,6 +7,7 @@ word the map does not know raises :class:`UnknownStatusError` (never success).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -116,3 +117,20 @@ class ExportEvent(TypedDict, total=False):
     message: str
     state: dict[str, Any] | None
     cancelled: bool
+
+
+def vendor_instant(value: Any, plus_ms: Any = None) -> str | None:
+    """A vendor's timestamp as an aware ISO-8601 string (UTC when it names no offset),
+    ``plus_ms`` milliseconds later when given; ``None`` when absent or unreadable (a
+    time the vendor gives is a fact for the manifest, never a reason to fail)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    if isinstance(plus_ms, int | float) and not isinstance(plus_ms, bool):
+        moment += dt.timedelta(milliseconds=plus_ms)
+    return moment.astimezone(dt.UTC).isoformat()

@@ -113,6 +113,11 @@ class ExportVendor(ABC):
     def dry_run(self, entry: ExportEntry, planned: PlannedSlice) -> None:
         """Check what a slice would send, without sending it (the trigger form's dry run)."""
 
+    def evidence_kinds(self, entry: ExportEntry, run_params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Kinds of other originals (e.g. ``pdf``) every partition of ``entry`` records
+        in this run (``attach``); ``verify`` reports a partition that lacks them."""
+        return ()
+
     def check_kind(self, kind: ExportKind) -> None:
         if kind not in self.kinds:
             allowed = " or ".join(sorted(k.value for k in self.kinds))

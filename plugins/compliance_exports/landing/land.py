@@ -1,7 +1,8 @@
-"""The landing task: one raw object in the lake -> one published curated partition.
+"""The landing task: one raw object in the lake -> one new published partition version.
 
 This is the thin, Airflow-facing entry point (S3 through the amazon provider's
-S3Hook); the conversion itself lives in :mod:`compliance_exports.landing.convert`.
+S3Hook); the conversion itself lives in :mod:`compliance_exports.landing.convert`, the
+publication and retention of versions in :mod:`compliance_exports.landing.lake`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import hashlib
 import logging
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,20 @@ from compliance_exports.landing.convert import (
 from compliance_exports.landing.errors import LandingError
 from compliance_exports.landing.lake import (
     LakeStore,
+    ObjectLock,
     PartitionPublisher,
     ServerSideEncryption,
     StagedPart,
 )
-from compliance_exports.landing.layout import Partition, s3_uri
+from compliance_exports.landing.layout import Partition, new_token, s3_uri
 from compliance_exports.landing.manifest import (
     MANIFEST_VERSION,
     LandingResult,
     Manifest,
     PartEntry,
+    RejectedEntry,
     day_interval,
+    evidence_entry,
     redact,
 )
 from compliance_exports.landing.parquet import ParquetOptions
@@ -48,10 +52,27 @@ log = logging.getLogger(__name__)
 _HASH_CHUNK = 1 << 20
 
 
-def new_run_token(now: dt.datetime | None = None) -> str:
-    """Unique per landing run, sortable by time: ``20261121T233000Z-1a2b3c4d``."""
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+@dataclass(frozen=True)
+class LakeOptions:
+    """Where and how a partition is published: the registry's ``lake`` block."""
+
+    aws_conn_id: str
+    bucket: str
+    sse: str | None = None
+    kms_key_id: str | None = None
+    keep_versions: int | None = None  # None: keep every superseded version
+    object_lock_mode: str | None = None
+    object_lock_days: int | None = None
+    progress_interval: float = 10.0
+
+    def store(self) -> LakeStore:
+        return LakeStore(
+            self.aws_conn_id,
+            self.bucket,
+            ServerSideEncryption(self.sse, self.kms_key_id),
+            ObjectLock.of(self.object_lock_mode, self.object_lock_days),
+            self.progress_interval,
+        )
 
 
 def partition_of(raw: Mapping[str, Any], prefix: str = "") -> Partition:
@@ -67,25 +88,27 @@ def land_raw_object(
     schema: DatasetSchema | Mapping[str, str] | None,
     partition: Partition | None = None,
     *,
-    aws_conn_id: str,
-    bucket: str,
+    lake: LakeOptions,
     prefix: str = "",
-    sse: str | None = None,
-    kms_key_id: str | None = None,
     on_bad_rows: BadRowPolicy | str = BadRowPolicy.FAIL,
     max_rejected_rows: int = 10_000,
     data_interval: Mapping[str, str] | None = None,
     parquet: ParquetOptions | None = None,
     evidence: Sequence[Mapping[str, Any]] = (),
+    export: str | None = None,
+    evidence_expected: Sequence[str] = (),
 ) -> LandingResult:
-    """Convert ``raw`` (a fetch step's RawObject dict) to Parquet and publish the partition.
+    """Convert ``raw`` (a fetch step's RawObject dict) to Parquet and publish it as the
+    partition's new version.
 
-    A rerun for the same partition replaces it; a failure leaves the previous version
-    as it was. A PDF is evidence: it stays in the raw zone as it came, and the partition's
-    manifest (no Parquet parts, zero rows) records it with its sha256 and size.
-    ``partition`` defaults to the raw object's vendor, dataset and day under ``prefix``.
-    ``evidence`` lists other originals of the partition (e.g. audit PDFs, as RawObject
-    dicts) to record in the manifest.
+    The previous version stays readable until the switch and is kept afterwards for
+    ``lake.keep_versions``; a failure leaves the live version as it was. A PDF is
+    evidence: it stays in the raw zone as it came, and the version's manifest (no
+    Parquet parts, zero rows) records it with its sha256 and size. ``partition``
+    defaults to the raw object's vendor, dataset and day under ``prefix``. ``evidence``
+    lists other originals of the partition (e.g. audit PDFs, as RawObject dicts) to
+    record in the manifest; ``evidence_expected`` the kinds every partition of the
+    export should hold (``verify`` reports a version without them).
     """
     started = time.monotonic()
     filename = str(raw.get("filename") or Path(str(raw["key"])).name)
@@ -94,16 +117,17 @@ def land_raw_object(
         schema if isinstance(schema, DatasetSchema) else DatasetSchema.from_mapping(schema or {})
     )
     partition = partition or partition_of(raw, prefix)
-    store = LakeStore(aws_conn_id, bucket, ServerSideEncryption(sse, kms_key_id))
+    store = lake.store()
     options = ConversionOptions(
         on_bad_rows=BadRowPolicy(on_bad_rows),
         max_rejected_rows=max_rejected_rows,
         parquet=parquet or ParquetOptions(),
     )
+    story = _Story(export, data_interval, evidence, evidence_expected, lake.keep_versions)
     if raw_format is RawFormat.PDF:
         log.info("%s is a PDF: archived in the raw zone as evidence", raw.get("uri"))
         evidence_only = _Landing(
-            store, partition, raw, raw_format, _no_table(declared), options, data_interval, evidence
+            store, partition, raw, raw_format, _no_table(declared), options, story
         )
         with tempfile.TemporaryDirectory(prefix="landing-") as work:
             return evidence_only.publish(Path(work), {}, started)
@@ -114,10 +138,19 @@ def land_raw_object(
         timings["download_s"] = _lap(started)
         converted = convert_file(local, raw_format, declared, Path(work) / "parts", options)
         timings["convert_s"] = converted.seconds
-        landing = _Landing(
-            store, partition, raw, raw_format, converted, options, data_interval, evidence
-        )
+        landing = _Landing(store, partition, raw, raw_format, converted, options, story)
         return landing.publish(Path(work), timings, started)
+
+
+@dataclass(frozen=True)
+class _Story:
+    """What the pipeline knows of a partition beyond its raw object."""
+
+    export: str | None
+    data_interval: Mapping[str, str] | None
+    evidence: Sequence[Mapping[str, Any]]
+    evidence_expected: Sequence[str]
+    keep_versions: int | None
 
 
 def _lap(started: float) -> float:
@@ -138,18 +171,21 @@ def _no_table(declared: DatasetSchema) -> ConversionResult:
 
 
 def _download_checked(store: LakeStore, raw: Mapping[str, Any], path: Path) -> None:
-    """Download the original and check it is the one the fetch step recorded."""
-    store.download(str(raw["key"]), path, bucket=raw.get("bucket"))
+    """Download the original (the recorded version) and check it is the one the fetch
+    step wrote."""
+    store.download(
+        str(raw["key"]), path, bucket=raw.get("bucket"), version_id=raw.get("version_id")
+    )
     size = path.stat().st_size
     if raw.get("size") is not None and int(raw["size"]) != size:
         raise LandingError(f"{raw.get('uri')}: size {size} != recorded size {raw['size']}")
     if raw.get("sha256"):
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if digest != raw["sha256"]:
             raise LandingError(f"{raw.get('uri')}: sha256 {digest} != recorded {raw['sha256']}")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(_HASH_CHUNK):
@@ -158,7 +194,7 @@ def _sha256(path: Path) -> str:
 
 
 class _Landing:
-    """One run's publication: stage parts (and rejected rows), then switch the manifest."""
+    """One run's publication: stage parts (and rejected rows), then switch the version."""
 
     def __init__(
         self,
@@ -168,8 +204,7 @@ class _Landing:
         raw_format: RawFormat,
         converted: ConversionResult,
         options: ConversionOptions,
-        data_interval: Mapping[str, str] | None,
-        evidence: Sequence[Mapping[str, Any]] = (),
+        story: _Story,
     ) -> None:
         self.store = store
         self.partition = partition
@@ -177,17 +212,23 @@ class _Landing:
         self.raw_format = raw_format
         self.converted = converted
         self.options = options
-        self.data_interval = dict(data_interval) if data_interval else day_interval(partition.day)
-        self.evidence = [redact(dict(item)) for item in evidence]
-        self.run_token = new_run_token()
-        self.publisher = PartitionPublisher(store, partition, self.run_token)
+        self.story = story
+        interval = story.data_interval
+        self.data_interval = dict(interval) if interval else day_interval(partition.day)
+        self.evidence = [
+            dict(item) if "kind" in item else evidence_entry(item) for item in story.evidence
+        ]
+        self.run_token = new_token()
+        self.publisher = PartitionPublisher(store, partition, self.run_token, story.keep_versions)
 
     def publish(self, work: Path, timings: dict[str, float], started: float) -> LandingResult:
-        parts = [StagedPart(p.path, p.rows, p.bytes) for p in self.converted.parts]
+        parts = [
+            StagedPart(p.path, p.rows, p.bytes, file_sha256(p.path)) for p in self.converted.parts
+        ]
         upload_started = time.monotonic()
         try:
             staged = self.publisher.stage(parts)
-            quarantine_uri = self._stage_rejected_rows(work)
+            rejected = self._stage_rejected_rows(work)
         except BaseException:
             self.publisher.drop_staging()
             raise
@@ -197,44 +238,56 @@ class _Landing:
         def build(parts: list[PartEntry]) -> Manifest:
             timings["publish_s"] = _lap(publish_started)
             timings["total_s"] = _lap(started)
-            return self._manifest(parts, quarantine_uri, timings)
+            return self._manifest(parts, rejected, timings)
 
         manifest = self.publisher.publish(staged, parts, build)
         return {
             "manifest_uri": s3_uri(self.store.bucket, self.partition.manifest_key),
+            "version": manifest["version"],
             "rows": manifest["rows"],
             "parts": [entry["uri"] for entry in manifest["parts"]],
             "drift": manifest["drift"],
             "rejected_rows": manifest["rejected"]["rows"],
-            "quarantine_uri": quarantine_uri,
+            "quarantine_uri": manifest["rejected"]["uri"],
         }
 
-    def _stage_rejected_rows(self, work: Path) -> str | None:
+    def _stage_rejected_rows(self, work: Path) -> RejectedEntry:
         if not self.converted.rejected:
-            return None
+            return {"rows": 0, "uri": None}
         path = work / "rejected.csv"
         write_rejected_rows(self.converted.rejected, path)
         key = self.partition.quarantine_key(self.run_token)
-        self.store.upload(path, key)
-        return s3_uri(self.store.bucket, key)
+        version_id = self.store.upload(path, key, evidence=True)
+        return {
+            "rows": len(self.converted.rejected),
+            "uri": s3_uri(self.store.bucket, key),
+            "key": key,
+            "sha256": file_sha256(path),
+            "size": path.stat().st_size,
+            "version_id": version_id,
+        }
 
     def _manifest(
-        self, parts: list[PartEntry], quarantine_uri: str | None, timings: dict[str, float]
+        self, parts: list[PartEntry], rejected: RejectedEntry, timings: dict[str, float]
     ) -> Manifest:
         converted, raw = self.converted, self.raw
         parquet = self.options.parquet
         raw_bucket = str(raw.get("bucket") or self.store.bucket)
         return {
             "manifest_version": MANIFEST_VERSION,
+            "export": self.story.export,
             "vendor": self.partition.vendor,
             "dataset": self.partition.dataset,
             "day": self.partition.day.isoformat(),
             "data_interval": self.data_interval,
+            "version": "",  # set by the publisher at the switch
+            "supersedes": None,
             "run_token": self.run_token,
-            "published_at": dt.datetime.now(dt.UTC).isoformat(),
+            "published_at": "",
             "job_id": raw.get("job_id"),
             "jobs": [dict(job) for job in raw.get("jobs") or []],
             "resubmit_budget": raw.get("resubmit_budget"),
+            "vendor_rows": raw.get("vendor_rows"),
             "request": redact(raw.get("request")),
             "raw": {
                 "uri": str(raw.get("uri") or s3_uri(raw_bucket, str(raw["key"]))),
@@ -242,6 +295,8 @@ class _Landing:
                 "key": str(raw["key"]),
                 "sha256": str(raw.get("sha256") or ""),
                 "size": int(raw.get("size") or 0),
+                "version_id": raw.get("version_id"),
+                "downloaded_at": raw.get("downloaded_at"),
                 "content_type": raw.get("content_type"),
                 "filename": str(raw.get("filename") or ""),
                 "format": str(self.raw_format),
@@ -251,7 +306,7 @@ class _Landing:
             "schema": converted.schema.describe(),
             "drift": converted.schema.drift(),
             "segments": converted.segments,
-            "rejected": {"rows": len(converted.rejected), "uri": quarantine_uri},
+            "rejected": rejected,
             "parquet": {
                 "compression": parquet.compression,
                 "row_group_rows": parquet.row_group_rows,
@@ -259,35 +314,51 @@ class _Landing:
             },
             "timings": timings,
             "evidence": self.evidence,
+            "evidence_expected": list(self.story.evidence_expected),
+            "object_lock": None,
             "producer": {"name": "compliance-exports", "version": __version__},
         }
 
 
 def attach_evidence(
-    partition: Partition,
-    evidence: Sequence[Mapping[str, Any]],
-    *,
-    aws_conn_id: str,
-    bucket: str,
-    sse: str | None = None,
-    kms_key_id: str | None = None,
+    partition: Partition, evidence: Sequence[Mapping[str, Any]], *, lake: LakeOptions
 ) -> str:
-    """Record ``evidence`` (other originals of the partition, e.g. audit PDFs) in its live
-    manifest, replacing earlier evidence of the same kinds; return the manifest's URI.
+    """Publish a new version of the partition that records ``evidence`` (other originals
+    of the partition, e.g. audit PDFs), replacing evidence of the same kinds; return the
+    live manifest's URI.
 
     The partition's data landed first, on its own (a day whose PDFs fail still has its
-    Parquet); this one PUT then makes the manifest name every original of the day.
+    Parquet); this version names the same raw object and parts plus every original of
+    the day. The version it supersedes stays as it was (``lake.keep_versions``).
     """
-    store = LakeStore(aws_conn_id, bucket, ServerSideEncryption(sse, kms_key_id))
-    manifest = store.read_json(partition.manifest_key)
-    if not isinstance(manifest, dict):
+    store = lake.store()
+    publisher = PartitionPublisher(store, partition, new_token(), lake.keep_versions)
+    live = publisher.live()
+    if live is None:
         raise LandingError(
-            f"s3://{bucket}/{partition.manifest_key}: no manifest to record evidence in "
+            f"s3://{lake.bucket}/{partition.manifest_key}: no manifest to record evidence in "
             "(the partition has not landed)"
         )
-    kinds = {str(item.get("kind")) for item in evidence}
-    kept = [item for item in manifest.get("evidence", []) if item.get("kind") not in kinds]
-    manifest["evidence"] = [*kept, *(dict(item) for item in evidence)]
-    store.put_json(partition.manifest_key, manifest)
-    log.info("%d evidence file(s) recorded in %s", len(evidence), partition.manifest_key)
-    return s3_uri(bucket, partition.manifest_key)
+    if live.get("manifest_version") != MANIFEST_VERSION:
+        raise LandingError(
+            f"s3://{lake.bucket}/{partition.manifest_key} is a version "
+            f"{live.get('manifest_version')} manifest: land the day again before attaching"
+        )
+    fresh = [dict(item) if "kind" in item else evidence_entry(item) for item in evidence]
+    kinds = {str(item["kind"]) for item in fresh}
+    kept = [item for item in live.get("evidence", []) if item.get("kind") not in kinds]
+
+    def build() -> Manifest:
+        body: Manifest = dict(live)  # type: ignore[assignment]
+        body["evidence"] = [*kept, *fresh]
+        return body
+
+    manifest = publisher.switch(build)
+    publisher.retire()
+    log.info(
+        "%d evidence file(s) recorded in %s version %s",
+        len(evidence),
+        partition.manifest_key,
+        manifest["version"],
+    )
+    return s3_uri(lake.bucket, partition.manifest_key)

@@ -95,6 +95,11 @@ class MaxsightVendor(ExportVendor):
             )
         }
 
+    def evidence_kinds(self, entry: ExportEntry, run_params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Audit PDFs, when the entry asks for them and the run did not turn them off."""
+        wanted = "pdf" in entry.params.get("file_types", ["csv"])
+        return ("pdf",) if wanted and run_params.get("audit_pdfs", True) else ()
+
     def slice_request(
         self, entry: ExportEntry, piece: ExportSlice, run_params: Mapping[str, Any]
     ) -> dict[str, Any]:

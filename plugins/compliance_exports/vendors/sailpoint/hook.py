@@ -54,7 +54,7 @@ from compliance_exports.core.hooks import (
     extra_flag,
 )
 from compliance_exports.core.http import ApiCall, VendorResponseError, check_base_url
-from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
+from compliance_exports.core.states import ExportPhase, ExportState, StatusMap, vendor_instant
 
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
 RUNNING = "RUNNING"  # our word for "no status yet": SailPoint has none
@@ -162,7 +162,14 @@ class SailPointHook(ExportHook):
             job_id=job_id,
             phase=self.status_map.phase_of(raw),
             raw_status=raw,
-            details={"rows": body.get("rows"), "reportType": body.get("reportType")},
+            details={
+                "rows": body.get("rows"),
+                "reportType": body.get("reportType"),
+                # ReportResults: created + duration (ms) is when the report was produced
+                "produced_at": vendor_instant(body.get("created"), body.get("duration"))
+                if body.get("status")
+                else None,
+            },
         )
 
     def cancel_call(self, job_id: str) -> ApiCall:

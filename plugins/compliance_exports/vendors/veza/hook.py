@@ -23,7 +23,7 @@ from compliance_exports.core.auth import BearerKey
 from compliance_exports.core.errors import FatalError
 from compliance_exports.core.hooks import Download, ExportHook
 from compliance_exports.core.http import ApiCall, VendorResponseError
-from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
+from compliance_exports.core.states import ExportPhase, ExportState, StatusMap, vendor_instant
 from compliance_exports.vendors.veza.validation import (
     CONTENT_TYPES,
     FILE_EXTENSIONS,
@@ -100,7 +100,8 @@ class VezaHook(ExportHook):
             raw_status=raw,
             message=_rpc_text(error) if isinstance(error, dict) else None,
             progress=value.get("updated_at"),
-            details={"format": value.get("format")},
+            # a FINISHED export's last update is when Veza produced the file
+            details={"format": value.get("format"), "produced_at": _finished_at(raw, value)},
         )
 
     def download_call(self, state: ExportState, options: Mapping[str, Any]) -> ApiCall:
@@ -164,3 +165,9 @@ def _rpc_text(status: Mapping[str, Any]) -> str:
     code, message = status.get("code"), status.get("message") or ""
     name = RPC_CODES.get(code, str(code)) if isinstance(code, int) else code
     return f"{name}: {message}" if name else str(message)
+
+
+def _finished_at(status: str, value: Mapping[str, Any]) -> str | None:
+    if not status.upper().endswith("FINISHED"):
+        return None
+    return vendor_instant(value.get("updated_at"))
