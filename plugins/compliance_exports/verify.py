@@ -22,12 +22,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compliance_exports.core.vendor import ExportKind
 from compliance_exports.landing.layout import TOKEN, Partition, s3_uri
+from compliance_exports.landing.manifest import manifest_problems
 
 if TYPE_CHECKING:
     from compliance_exports.registry import ExportEntry
@@ -54,7 +53,6 @@ NOT_RUN = "not_run"
 STATUSES = (OK, WARNING, FAILED, GAP, NOT_RUN)
 PROBLEM_STATUSES = frozenset({FAILED, GAP})
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "landing" / "manifest.schema.json"
 _CHUNK = 1 << 20  # streaming hash: 1 MiB at a time, never a whole object in memory
 _TAIL = 1 << 20  # the end of a part kept while hashing it: its Parquet footer, usually
 _PARQUET_MAGIC = b"PAR1"
@@ -238,24 +236,6 @@ def verify_exports(
     return VerifyReport(checks, first, last)
 
 
-@cache
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def schema_errors(document: Any) -> list[str]:
-    """The manifest's schema violations, as ``<path>: <message>``, in path order."""
-    errors = sorted(_validator().iter_errors(document), key=lambda e: [str(p) for p in e.path])
-    found = []
-    for error in errors:
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        found.append(f"{where}: {_shorten(error.message, 160)}")
-    return found
-
-
 # --- one partition ---------------------------------------------------------------------
 
 
@@ -345,7 +325,7 @@ class _PartitionVerifier:
             check.rows = manifest["rows"]
         if isinstance(manifest.get("version"), str):
             check.version = manifest["version"]
-        errors = schema_errors(manifest)
+        errors = manifest_problems(manifest)
         if errors:
             listed = "; ".join(errors[:_MAX_SCHEMA_ERRORS])
             more = len(errors) - _MAX_SCHEMA_ERRORS
@@ -737,9 +717,9 @@ def check_pdf_windows(
         warnings.append(f"PDF event counts not checked: {missing} PDF(s) record no expected_events")
     elif windows:
         total = sum(int(count or 0) for count in counts)
-        if total != rows:
-            note = f" ({rejected_rows} more rows were rejected)" if rejected_rows else ""
-            problems.append(f"PDFs hold {total} events, the day has {rows}{note}")
+        if total != rows + rejected_rows:
+            note = f" ({rows} landed, {rejected_rows} rejected)" if rejected_rows else ""
+            problems.append(f"PDFs hold {total} events, the day has {rows + rejected_rows}{note}")
     return problems, warnings
 
 

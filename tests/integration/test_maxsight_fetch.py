@@ -42,7 +42,10 @@ def test_csv_export_lands_in_the_raw_zone(
 ) -> None:
     raw = fetch(context, s3, **STORE)
     rows = list(csv.DictReader(io.StringIO(s3.read(raw["key"]).decode())))
-    assert without_run(raw["key"]) == "raw/vendor=maxsight/dataset=audit_events/dt=2026-11-20/audit_events.csv"
+    assert (
+        without_run(raw["key"])
+        == "raw/vendor=maxsight/dataset=audit_events/dt=2026-11-20/audit_events.csv"
+    )
     assert len(rows) == 300
     assert raw["job_id"] is None
 

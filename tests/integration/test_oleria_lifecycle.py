@@ -64,7 +64,10 @@ def test_export_lands_the_csv_in_the_raw_zone(
     raw = export(context, s3, sort_by=[{"field": "identityName", "sortType": "asc"}])
 
     body = s3.read(raw["key"])
-    assert without_run(raw["key"]) == "raw/vendor=oleria/dataset=identities/dt=2026-11-20/identities.csv"
+    assert (
+        without_run(raw["key"])
+        == "raw/vendor=oleria/dataset=identities/dt=2026-11-20/identities.csv"
+    )
     assert raw["size"] == len(body)
     assert raw["sha256"] == hashlib.sha256(body).hexdigest()
     assert body.count(b"\n") == 41  # header + 40 rows

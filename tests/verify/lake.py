@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from compliance_exports.landing.layout import new_token, s3_uri
+from compliance_exports.landing.manifest import manifest_problems
 from compliance_exports.registry import DEFAULT_REGISTRY, ExportEntry, Registry, parse_registry
-from compliance_exports.verify import schema_errors
 
 DAY = dt.date(2026, 11, 20)
 WINDOWED = "oleria_employee_events"  # a windowed export without PDFs
@@ -121,7 +121,7 @@ class Lake:
         """Land ``entry``'s partition of ``day`` and (by default) publish its manifest.
 
         The audit export gets PDFs of ``windows`` (default: two tiling the day, holding
-        all rows) and ``evidence_expected: [pdf]``; the PDF snapshot gets a PDF original
+        all rows, rejected ones included) and ``evidence_expected: [pdf]``; the PDF snapshot gets a PDF original
         and no parts.
         """
         partition = entry.partition(day)
@@ -160,7 +160,8 @@ class Lake:
         if entry.name == AUDIT:
             expected = ["pdf"]
             if windows is None:
-                windows = day_windows(day, rows - rows // 3, rows // 3)
+                events = rows + rejected_rows  # the PDFs hold the quarantined rows too
+                windows = day_windows(day, events - events // 3, events // 3)
             for n, win in enumerate(windows):
                 key = partition.raw_key(f"audit-{n:03d}.pdf", token)
                 evidence.append(
@@ -213,7 +214,7 @@ class Lake:
             "object_lock": None,
             "producer": {"name": "compliance-exports", "version": "0.1.0"},
         }
-        assert schema_errors(manifest) == [], schema_errors(manifest)
+        assert manifest_problems(manifest) == [], manifest_problems(manifest)
         if publish:
             self.publish(entry, manifest)
         return manifest
