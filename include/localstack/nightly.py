@@ -6,7 +6,8 @@ metadata database under ``.airflow/run``, runs each registry DAG with ``dag.test
 the data interval ``[DATE 00:00, DATE+1 00:00)`` (default: yesterday), then reads each
 export's published manifest back from S3 and prints what landed. Exit code 1 when any
 DAG run or export failed. Then it runs the same interval again and checks that every
-partition was replaced (same rows, only the manifest's parts): reruns never append.
+partition got a new version superseding the first (same rows: reruns never append, and
+never overwrite), and that the lake passes ``verify`` (the auditor's check) for the day.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ExportOutcome:
     uri: str = ""
     seconds: float | None = None
     note: str = ""
+    version: str | None = None
 
 
 @contextlib.contextmanager
@@ -96,13 +98,16 @@ def run_nightly(day: dt.date | None) -> int:
         failed = [o for o in outcomes if o.state not in {"success", "skipped"}]
         if failed or not outcomes:
             return 1
-        print("\nSecond run of the same interval (reruns must replace, never append):")
+        print("\nSecond run of the same interval (a new version, never an overwrite):")
         problems = _rerun_problems(outcomes, _run_dags(day, services), services, day)
     for problem in problems:
         print(f"  NOT IDEMPOTENT: {problem}")
     if not problems:
-        print("  every partition was replaced: same rows, one manifest, no stale or extra parts")
-    return 1 if problems else 0
+        print("  every partition has a new version superseding the first, with the same rows")
+    print(f"\npython -m compliance_exports verify --from {day} (the lake as an auditor sees it):")
+    report = _verify(services, day, [o.export for o in outcomes if o.state == "success"])
+    print(report.table())
+    return 1 if problems or not report.ok else 0
 
 
 def _rerun_problems(
@@ -118,13 +123,13 @@ def _rerun_problems(
             got = (after.state, after.rows) if after else "missing"
             problems.append(f"{before.export}: {(before.state, before.rows)} then {got}")
             continue
+        if before.version and after.version and before.version == after.version:
+            problems.append(f"{before.export}: the rerun published no new version")
+            continue
         entry = load_registry().get(before.export)
-        partition = entry.partition(day)
-        manifest = _read_json(services, partition.manifest_key) or {}
-        listed = {part["key"] for part in manifest.get("parts", [])}
-        stored = {k for k in _keys(services, partition.curated_prefix) if k.endswith(".parquet")}
-        if listed != stored:
-            problems.append(f"{before.export}: parts {sorted(stored - listed)} not in the manifest")
+        manifest = _read_json(services, entry.partition(day).manifest_key) or {}
+        if before.version and manifest.get("supersedes") != before.version:
+            problems.append(f"{before.export}: the new version does not supersede the first")
     return problems
 
 
@@ -182,6 +187,8 @@ def _outcome(
         outcome.state = "skipped"
     if bad:
         outcome.note = "failed tasks: " + ", ".join(bad)
+    if manifest:
+        outcome.version = manifest.get("version")
     if manifest and manifest.get("raw", {}).get("format") == "pdf":  # evidence only
         outcome.pdfs = 1
         outcome.uri = f"s3://{LAKE_BUCKET}/{manifest['raw']['key']} (PDF, archived)"
@@ -217,13 +224,13 @@ def _read_json(services: LocalServices, key: str) -> dict[str, Any] | None:
     return data
 
 
-def _keys(services: LocalServices, prefix: str) -> list[str]:
-    pages = (
-        _s3_client(services)
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=LAKE_BUCKET, Prefix=prefix)
-    )
-    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+def _verify(services: LocalServices, day: dt.date, exports: list[str]) -> Any:
+    from compliance_exports.registry import load_registry
+    from compliance_exports.verify import verify_exports
+
+    registry = load_registry()
+    entries = [registry.get(name) for name in exports]
+    return verify_exports(entries, day, day, _s3_client(services))
 
 
 def _print_summary(outcomes: list[ExportOutcome], seconds: float) -> None:

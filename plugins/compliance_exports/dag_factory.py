@@ -282,7 +282,7 @@ def build_dag(dag_id: str, entries: Sequence[ExportEntry]) -> DAG:
                 planned = _plan_task(entry, known)
                 entry.vendor.add_tasks(entry, planned, task_kit(entry))
                 if entry.verify:
-                    leaves = group.get_leaves()
+                    leaves = list(group.get_leaves())
                     verify = _verify_task(entry)(planned)
                     for leaf in leaves:
                         leaf >> verify

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
-import json
 import signal
 import urllib.parse
 from collections.abc import Iterator
@@ -35,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pyarrow.parquet as pq
 import pytest
 
 from compliance_exports.landing.layout import Partition
@@ -45,6 +42,7 @@ from include.distributed import DistributedStack
 from include.simulators.clock import today
 from tests.distributed.conftest import require_backends
 from tests.distributed.conftest import wait_for as poll_until
+from tests.lake_checks import check_published
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_TIMEOUT = 240.0  # a failure bound, not a performance expectation
@@ -221,24 +219,9 @@ def partition_of(entry: ExportEntry, day: dt.date) -> Partition:
 
 
 def check_partition(lake: Lake, services: Any, entry: ExportEntry, day: dt.date) -> dict[str, Any]:
-    """One manifest; its Parquet parts are every Parquet object of the partition and hold
-    the rows the simulator says it exported. Returns the manifest."""
-    partition = partition_of(entry, day)
-    curated = lake.keys(partition.curated_prefix)
-    assert partition.manifest_key in curated, f"{entry.name} dt={day}: no manifest"
-    manifests = [k for k in curated if k.endswith(".json")]
-    assert manifests == [partition.manifest_key], manifests
-    manifest: dict[str, Any] = json.loads(lake.read(partition.manifest_key))
-    assert (manifest["vendor"], manifest["dataset"]) == (entry.vendor.name, entry.dataset)
-    assert manifest["day"] == day.isoformat()
-    rows = 0
-    for part in manifest["parts"]:
-        table = pq.read_table(io.BytesIO(lake.read(part["key"])))
-        assert table.num_rows == part["rows"]
-        rows += table.num_rows
-    assert rows == manifest["rows"]
-    published = {k for k in curated if k.endswith(".parquet")}
-    assert published == {p["key"] for p in manifest["parts"]}, "stale or unlisted parts"
+    """The live version (``tests.lake_checks``) holds the rows the simulator says it
+    exported. Returns the manifest."""
+    manifest, _ = check_published(lake.keys, lake.read, partition_of(entry, day))
     assert manifest["rows"] == vendor_rows(services, entry, manifest, day), entry.name
     return manifest
 

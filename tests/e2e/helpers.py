@@ -4,7 +4,6 @@ the airflow CLI), and the lake checks every test shares."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from compliance_exports.landing.layout import Partition
 from compliance_exports.registry import ExportEntry, ExportKind, load_registry
 from include.localstack.client import StackClient
 from include.simulators.clock import days_ago
+from tests.lake_checks import check_published
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -143,33 +143,8 @@ class E2EStack:
         return data
 
     def check_partition(self, entry: ExportEntry, day: dt.date) -> tuple[dict[str, Any], Any]:
-        """Assert the curated partition is exactly its manifest's parts; return both.
-
-        The table is what a reader gets by reading the manifest's part list with pyarrow.
-        """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        part = self.partition(entry, day)
-        curated = self.keys(part.curated_prefix)
-        assert part.manifest_key in curated, f"no manifest for {entry.name} dt={day}: {curated}"
-        manifest = self.manifest(entry, day)
-        assert manifest["day"] == day.isoformat()
-        assert (manifest["vendor"], manifest["dataset"]) == (entry.vendor.name, entry.dataset)
-        listed = [p["key"] for p in manifest["parts"]]
-        assert len(listed) == len(set(listed)), f"duplicate parts in the manifest: {listed}"
-        parquet = sorted(k for k in curated if k.endswith(".parquet"))
-        assert parquet == sorted(listed), (
-            f"{entry.name} dt={day}: Parquet objects {parquet} != manifest parts {listed}"
-        )
-        assert sorted(curated) == sorted([*listed, part.manifest_key]), curated
-        tables = [pq.read_table(io.BytesIO(self.read(key))) for key in listed]
-        for table, entry_part in zip(tables, manifest["parts"], strict=True):
-            assert table.num_rows == entry_part["rows"], entry_part
-        table = pa.concat_tables(tables) if tables else None
-        rows = table.num_rows if table is not None else 0
-        assert rows == manifest["rows"], f"{entry.name} dt={day}: {rows} != {manifest['rows']}"
-        return manifest, table
+        """The live version of ``entry``'s ``day`` (``tests.lake_checks``) and its table."""
+        return check_published(self.keys, self.read, self.partition(entry, day))
 
 
 def rows_of(table: Any) -> list[str]:

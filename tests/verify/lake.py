@@ -121,8 +121,8 @@ class Lake:
         """Land ``entry``'s partition of ``day`` and (by default) publish its manifest.
 
         The audit export gets PDFs of ``windows`` (default: two tiling the day, holding
-        all rows, rejected ones included) and ``evidence_expected: [pdf]``; the PDF snapshot gets a PDF original
-        and no parts.
+        all rows, rejected ones included) and ``evidence_expected: [pdf]``; the PDF
+        snapshot gets a PDF original and no parts.
         """
         partition = entry.partition(day)
         token = new_token()
