@@ -11,12 +11,16 @@ import datetime as dt
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -124,6 +128,39 @@ def s3_server() -> Iterator[LocalS3]:
     set_connection(s3.conn_id, s3.connection())
     yield s3
     server.stop()
+
+
+@pytest.fixture
+def iam_s3() -> Iterator[str]:
+    """A moto server of its own, IAM not yet enforced (``tests.iam_s3.read_only_reader``
+    switches it on): moto's enforcement is process-global, so it runs in a process of
+    its own and the session's in-process server stays open."""
+    from include.simulators.base import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 @pytest.fixture

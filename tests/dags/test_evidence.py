@@ -25,6 +25,7 @@ from compliance_exports.registry import DEFAULT_REGISTRY, REGISTRY_ENV, load_reg
 from compliance_exports.verify import verify_exports
 from include.simulators.clock import days_ago
 from tests.conftest import REPO, LocalS3
+from tests.iam_s3 import read_only_reader
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -223,3 +224,26 @@ def test_on_a_locked_bucket_evidence_cannot_be_deleted_or_changed(
     partition = load_registry().get(LOCKED).partition(day)
     listed = client.list_objects_v2(Bucket=LOCK_BUCKET, Prefix=partition.versions_prefix)
     assert len(listed["KeyCount"] and listed["Contents"]) == 2
+
+
+def test_verify_needs_only_read_access_to_what_airflow_landed(
+    iam_s3: str,
+    airflow_db: Path,
+    sim: Any,
+    run_for_day: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The audit export (CSV, Parquet, PDFs) landed by Airflow with the lake's writer,
+    then verified by an auditor allowed only GetObject(Version) and ListBucket(Versions)."""
+    writer = LocalS3(endpoint_url=iam_s3, bucket="compliance-lake")
+    writer.client().create_bucket(Bucket=writer.bucket)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_LAKE", json.dumps(writer.connection()))
+    built = Dags(tmp_path, monkeypatch).load(registry_document(window_limit=20))
+    assert run(built["maxsight_exports"], run_for_day)["verify"] == "success"
+
+    auditor = read_only_reader(iam_s3, writer.bucket)
+    report = verify_exports([load_registry().get(MAXSIGHT)], DAY, DAY, auditor.client())
+    assert report.ok, report.table()
+    (check,) = report.partitions
+    assert check.objects > 5, "raw CSV, its parts, every PDF and the manifests were read"

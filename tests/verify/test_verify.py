@@ -13,13 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from compliance_exports import verify as verify_module
@@ -35,6 +33,7 @@ from compliance_exports.verify import (
     verify_exports,
 )
 from tests.conftest import REPO, LocalS3
+from tests.iam_s3 import read_only_reader
 from tests.verify.lake import (
     AUDIT,
     DAY,
@@ -627,56 +626,8 @@ def test_bad_credentials_stop_verify_with_2(s3: LocalS3) -> None:
 
 # --- read-only credentials, enforced ---------------------------------------------------
 
-READ_ONLY_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": "arn:aws:s3:::compliance-lake/*",
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
-            "Resource": "arn:aws:s3:::compliance-lake",
-        },
-    ],
-}
-
-
-@pytest.fixture
-def iam_s3() -> Iterator[str]:
-    """A moto server of its own (IAM enforcement is process-global in moto)."""
-    from include.simulators.base import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
 
 def test_verify_needs_only_read_access(iam_s3: str) -> None:
-    import boto3
 
     admin = LocalS3(endpoint_url=iam_s3, bucket="compliance-lake")
     admin_client = admin.client()
@@ -686,21 +637,8 @@ def test_verify_needs_only_read_access(iam_s3: str) -> None:
     lake.land(entry(WINDOWED), DAY + dt.timedelta(days=1))
     lake.put(audit["raw"]["key"], b"a later write")  # head of the current version: allowed
     lake.record_run(entry(SNAPSHOT))
-    iam = boto3.client(
-        "iam", endpoint_url=iam_s3, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
-    iam.create_user(UserName="auditor")
-    iam.put_user_policy(
-        UserName="auditor", PolicyName="lake-read", PolicyDocument=json.dumps(READ_ONLY_POLICY)
-    )
-    key = iam.create_access_key(UserName="auditor")["AccessKey"]
-    assert httpx.post(f"{iam_s3}/moto-api/reset-auth", content="0").status_code == 200
-
-    reader = LocalS3(iam_s3, admin.bucket, key["AccessKeyId"], key["SecretAccessKey"]).client()
-    with pytest.raises(reader.exceptions.ClientError, match="AccessDenied"):
-        reader.put_object(Bucket=admin.bucket, Key="x", Body=b"x")  # enforcement is on
-    env = cli_env(iam_s3, (key["AccessKeyId"], key["SecretAccessKey"]))
+    reader = read_only_reader(iam_s3, admin.bucket)
+    env = cli_env(iam_s3, (reader.access_key, reader.secret_key))
 
     done = run_cli(
         "verify", "--from", str(DAY), "--to", str(DAY + dt.timedelta(days=1)), "--json",
