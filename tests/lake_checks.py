@@ -47,3 +47,25 @@ def check_published(
     rows = table.num_rows if table is not None else 0
     assert rows == manifest["rows"], f"{where}: {rows} != {manifest['rows']}"
     return manifest, table
+
+
+V2_ONLY = ("export", "version", "supersedes", "vendor_rows", "evidence_expected", "object_lock")
+
+
+def as_version_1(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` as the release before evidence versions wrote it (manifest_version 1):
+    no version fields, no version ids, no part digests."""
+    old = {k: v for k, v in manifest.items() if k not in V2_ONLY}
+    old["manifest_version"] = 1
+    old["raw"] = {
+        k: v for k, v in manifest["raw"].items() if k not in ("version_id", "downloaded_at")
+    }
+    old["parts"] = [
+        {k: part[k] for k in ("key", "uri", "rows", "bytes")} for part in manifest["parts"]
+    ]
+    old["evidence"] = [
+        {k: v for k, v in item.items() if k not in ("version_id", "downloaded_at")}
+        for item in manifest["evidence"]
+    ]
+    old["rejected"] = {"rows": manifest["rejected"]["rows"], "uri": manifest["rejected"]["uri"]}
+    return old

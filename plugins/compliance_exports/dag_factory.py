@@ -225,7 +225,9 @@ def _attach_task(entry: ExportEntry) -> Callable[..., Any]:
 
 
 def _verify_task(entry: ExportEntry) -> Any:
-    @task(task_id="verify", **task_defaults(entry))
+    # runs when nothing before it failed and something ran (a run without PDFs skips
+    # attach_evidence; a dry run or a skipped snapshot skips everything, verify too)
+    @task(task_id="verify", trigger_rule="none_failed_min_one_success", **task_defaults(entry))
     def verify(planned: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Verify this run's partitions as an auditor would (``python -m
         compliance_exports verify``): fails on any integrity problem."""

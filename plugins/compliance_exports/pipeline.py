@@ -142,8 +142,8 @@ def verify_planned_days(entry: ExportEntry, planned: Sequence[Mapping[str, Any]]
     import logging
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk.exceptions import AirflowFailException
 
-    from compliance_exports.core.errors import FatalError
     from compliance_exports.verify import verify_exports
 
     days = sorted(dt.date.fromisoformat(item["day"]) for item in planned)
@@ -152,6 +152,8 @@ def verify_planned_days(entry: ExportEntry, planned: Sequence[Mapping[str, Any]]
     client = S3Hook(aws_conn_id=entry.lake.aws_conn_id).get_conn()
     report = verify_exports([entry], days[0], days[-1], client)
     logging.getLogger(__name__).info("verify %s:\n%s", entry.name, report.table())
-    if not report.ok:
-        raise FatalError(f"verify found integrity problems in {entry.name}:\n{report.table()}")
+    if not report.ok:  # the lake will not heal by itself: no retry
+        raise AirflowFailException(
+            f"verify found integrity problems in {entry.name}:\n{report.table()}"
+        )
     return report.to_dict()

@@ -26,6 +26,7 @@ from compliance_exports.landing.layout import Partition, new_token
 from compliance_exports.landing.manifest import manifest_problems
 from compliance_exports.landing.parquet import ParquetOptions
 from tests.conftest import LocalS3
+from tests.lake_checks import as_version_1
 
 pytestmark = pytest.mark.integration
 
@@ -199,6 +200,36 @@ class TestLanding:
         assert s3.read(shared["key"]) == CSV_V1  # named by the live version: never deleted
         named = {part["key"] for version in kept for part in version["parts"]}
         assert set(curated_parts(s3)) == named
+
+    def test_a_version_1_manifest_becomes_a_kept_version_when_a_new_one_is_published(
+        self, s3: LocalS3
+    ) -> None:
+        """A partition landed by the release before evidence versions keeps its parts."""
+        land(s3, put_raw(s3, CSV_V1))
+        old = as_version_1(manifest(s3))
+        s3.client().delete_object(
+            Bucket=s3.bucket, Key=PARTITION.version_key(manifest(s3)["version"])
+        )
+        s3.client().put_object(
+            Bucket=s3.bucket, Key=PARTITION.manifest_key, Body=json.dumps(old).encode()
+        )
+        land(s3, put_raw(s3, CSV_V2))
+        new = manifest(s3)
+        assert new["supersedes"] == old["run_token"]
+        assert [json.loads(s3.read(k)) for k in s3.keys(PARTITION.versions_prefix)] == [old, new]
+        assert {part["key"] for part in old["parts"]} <= set(curated_parts(s3))
+
+    def test_only_stray_parts_older_than_a_day_are_removed(self, s3: LocalS3) -> None:
+        """A part no version names is a crashed run's, or a concurrent run's not yet
+        published: only an old one is removed."""
+        old_token = new_token(dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+        stray_old = f"{PARTITION.curated_prefix}part-{old_token}-00000.parquet"
+        stray_new = f"{PARTITION.curated_prefix}part-{new_token()}-00000.parquet"
+        for key in (stray_old, stray_new):
+            s3.client().put_object(Bucket=s3.bucket, Key=key, Body=b"PAR1")
+        land(s3, put_raw(s3, CSV_V1))
+        assert stray_old not in curated_parts(s3)
+        assert stray_new in curated_parts(s3)
 
     def test_same_file_twice_gives_the_same_rows(self, s3: LocalS3) -> None:
         raw = put_raw(s3, CSV_V1)

@@ -34,6 +34,7 @@ from compliance_exports.verify import (
 )
 from tests.conftest import REPO, LocalS3
 from tests.iam_s3 import read_only_reader
+from tests.lake_checks import as_version_1
 from tests.verify.lake import (
     AUDIT,
     DAY,
@@ -671,3 +672,24 @@ def test_report_without_partitions_is_ok() -> None:
     report = VerifyReport([], DAY, DAY)
     assert report.ok
     assert report.table().endswith("0 object(s) checked. OK: no integrity problem")
+
+
+def test_a_version_1_manifest_is_checked_as_far_as_it_goes(s3: LocalS3, lake: Lake) -> None:
+    """A day landed by the release before evidence versions: its original is re-hashed and
+    its parts counted, with a warning that it has no version copy, version ids or part
+    digests; a tampered original still fails."""
+    manifest = lake.land(entry(WINDOWED))
+    partition = entry(WINDOWED).partition(DAY)
+    lake.put(partition.manifest_key, json.dumps(as_version_1(manifest)).encode())
+
+    check = verify_one(s3, WINDOWED)
+    assert check.status == WARNING, check
+    assert "version 1 manifest" in check.warnings[0]
+    assert check.objects == 1 + 1 + len(manifest["parts"])  # manifest, raw, parts
+
+    lake.put(manifest["raw"]["key"], b"event_id,n\nforged,1\n")
+    check = verify_one(s3, WINDOWED)
+    assert check.status == FAILED
+    assert all(
+        problem.startswith(f"raw object {manifest['raw']['uri']}") for problem in check.problems
+    )

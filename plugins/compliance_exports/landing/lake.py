@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 PART_SUFFIX = ".parquet"
 SSE_CHOICES = ("AES256", "aws:kms")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+#: a curated part no version names is removed once it is this old (never a concurrent
+#: run's part that is about to be published)
+STRAY_GRACE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -308,10 +311,16 @@ class PartitionPublisher:
         """Publish ``build()`` as the partition's new live version (its immutable copy
         first, then the live key); the version token and predecessor are filled in here."""
         live = self.live()
+        previous = live.get("version") if live else None
+        if live and previous is None and TOKEN.match(str(live.get("run_token"))):
+            # a manifest of the release before versions (manifest_version 1): keep it as
+            # a version of its own, so retention counts it and its parts stay named
+            previous = str(live["run_token"])
+            self.store.put_json(self.partition.version_key(previous), live, evidence=True)
         body = build()
         self.version = new_token()
         body["version"] = self.version
-        body["supersedes"] = live.get("version") if live else None
+        body["supersedes"] = previous
         body["object_lock"] = self.store.lock.describe() if self.store.lock else None
         body["published_at"] = dt.datetime.now(dt.UTC).isoformat()
         from compliance_exports.landing.manifest import check_manifest
@@ -481,16 +490,32 @@ class Housekeeping:
             raise
 
     def _drop_unnamed_parts(self, named: Iterable[str]) -> None:
+        """Remove curated parts no version names that are older than :data:`STRAY_GRACE`
+        (a run killed between copy and switch); a younger one may be a concurrent run's,
+        not yet published."""
         prefix = self.partition.curated_prefix
         known = set(named)
         stray = [
             key
             for key in self.store.keys(prefix)
-            if key.endswith(PART_SUFFIX) and key not in known and "/" not in key[len(prefix) :]
+            if key.endswith(PART_SUFFIX)
+            and key not in known
+            and "/" not in key[len(prefix) :]
+            and _older_than(key[len(prefix) :], STRAY_GRACE)
         ]
         if stray:
             log.info("removing %d curated part(s) no version names: %s", len(stray), stray)
             self.store.delete(stray)
+
+
+def _older_than(name: str, age: dt.timedelta) -> bool:
+    """Whether the part file ``name`` (``part-<token>-NNNNN.parquet``) was written more
+    than ``age`` ago, by its token; a name without a token counts as old."""
+    try:
+        stamp = dt.datetime.strptime(name[len("part-") :][:16], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return True
+    return stamp.replace(tzinfo=dt.UTC) < dt.datetime.now(dt.UTC) - age
 
 
 def _status(exc: BaseException) -> int | None:

@@ -126,15 +126,17 @@ def land_raw_object(
     story = _Story(export, data_interval, evidence, evidence_expected, lake.keep_versions)
     if raw_format is RawFormat.PDF:
         log.info("%s is a PDF: archived in the raw zone as evidence", raw.get("uri"))
-        evidence_only = _Landing(
-            store, partition, raw, raw_format, _no_table(declared), options, story
-        )
         with tempfile.TemporaryDirectory(prefix="landing-") as work:
+            if not raw.get("sha256") or raw.get("size") is None:  # the manifest needs both
+                raw = _download_checked(store, raw, Path(work) / filename)
+            evidence_only = _Landing(
+                store, partition, raw, raw_format, _no_table(declared), options, story
+            )
             return evidence_only.publish(Path(work), {}, started)
     with tempfile.TemporaryDirectory(prefix="landing-") as work:
         timings: dict[str, float] = {}
         local = Path(work) / filename
-        _download_checked(store, raw, local)
+        raw = _download_checked(store, raw, local)
         timings["download_s"] = _lap(started)
         converted = convert_file(local, raw_format, declared, Path(work) / "parts", options)
         timings["convert_s"] = converted.seconds
@@ -170,19 +172,20 @@ def _no_table(declared: DatasetSchema) -> ConversionResult:
     )
 
 
-def _download_checked(store: LakeStore, raw: Mapping[str, Any], path: Path) -> None:
+def _download_checked(store: LakeStore, raw: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
     """Download the original (the recorded version) and check it is the one the fetch
-    step wrote."""
+    step wrote; return ``raw`` with the digest and size of what was read (a caller that
+    recorded neither gets them measured)."""
     store.download(
         str(raw["key"]), path, bucket=raw.get("bucket"), version_id=raw.get("version_id")
     )
     size = path.stat().st_size
     if raw.get("size") is not None and int(raw["size"]) != size:
         raise LandingError(f"{raw.get('uri')}: size {size} != recorded size {raw['size']}")
-    if raw.get("sha256"):
-        digest = file_sha256(path)
-        if digest != raw["sha256"]:
-            raise LandingError(f"{raw.get('uri')}: sha256 {digest} != recorded {raw['sha256']}")
+    digest = file_sha256(path)
+    if raw.get("sha256") and digest != raw["sha256"]:
+        raise LandingError(f"{raw.get('uri')}: sha256 {digest} != recorded {raw['sha256']}")
+    return {**raw, "sha256": digest, "size": size}
 
 
 def file_sha256(path: Path) -> str:
