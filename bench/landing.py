@@ -204,7 +204,9 @@ def run_project_s3(source: Path, out: Path) -> dict[str, Any]:
     from compliance_exports.landing.land import LakeOptions, land_raw_object
 
     raw = json.loads(os.environ["BENCH_RAW_OBJECT"])
-    result = land_raw_object(raw, SCHEMA, lake=LakeOptions(aws_conn_id="aws_lake", bucket=raw["bucket"]))
+    result = land_raw_object(
+        raw, SCHEMA, lake=LakeOptions(aws_conn_id="aws_lake", bucket=raw["bucket"])
+    )
     return {"rows": result["rows"], "parts": len(result["parts"])}
 
 
