@@ -129,6 +129,9 @@ class ExportEntry:
     tags: tuple[str, ...] = ()
     #: run ``verify`` over the run's partitions at the end of each DAG run
     verify: bool = False
+    #: the columns that identify a row (declared in ``schema``); a snapshot with one
+    #: also publishes what changed since the previous published day (``<dataset>__changes``)
+    primary_key: tuple[str, ...] = ()
 
     def partition(self, day: dt.date) -> Partition:
         """The lake partition of ``day``: the one place an export's S3 keys come from."""
@@ -206,7 +209,7 @@ def _check_schema(schema: Any, where: str) -> Mapping[str, str]:
 _ENTRY_KEYS = {
     "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
     "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
-    "resubmits", "poll_interval", "description", "tags", "verify",
+    "resubmits", "poll_interval", "description", "tags", "verify", "primary_key",
 }  # fmt: skip
 
 
@@ -270,7 +273,22 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
         description=str(merged.get("description", "")),
         tags=tuple(str(t) for t in merged.get("tags", ())),
         verify=_flag(merged.get("verify", False), f"{where}.verify"),
+        primary_key=_primary_key(raw.get("primary_key", []), merged.get("schema", {}), where),
     )
+
+
+def _primary_key(value: Any, schema: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """Column names of the declared schema, each once; ``[]`` = none."""
+    if isinstance(value, str) or not isinstance(value, list):
+        raise RegistryError(f"{where}.primary_key: {value!r} is not a list of column names")
+    unknown = [col for col in value if col not in schema]
+    if unknown:
+        raise RegistryError(
+            f"{where}.primary_key: {unknown} not declared in the schema (declare them first)"
+        )
+    if len(set(value)) != len(value):
+        raise RegistryError(f"{where}.primary_key: {value!r} names a column twice")
+    return tuple(value)
 
 
 def _flag(value: Any, where: str) -> bool:

@@ -365,3 +365,144 @@ def attach_evidence(
         manifest["version"],
     )
     return s3_uri(lake.bucket, partition.manifest_key)
+
+
+#: how far back ``publish_changes`` looks for the previous published day
+CHANGES_LOOKBACK_DAYS = 35
+CHANGES_SUFFIX = "__changes"
+
+
+def changes_partition(partition: Partition) -> Partition:
+    """Where the changes of ``partition``'s day are published: ``dataset=<d>__changes``."""
+    return Partition(
+        partition.vendor, partition.dataset + CHANGES_SUFFIX, partition.day, partition.prefix
+    )
+
+
+def publish_changes(
+    partition: Partition,
+    key: Sequence[str],
+    *,
+    lake: LakeOptions,
+    export: str | None = None,
+    memory_budget: int = 256 * 2**20,
+) -> dict[str, Any]:
+    """Publish what changed in a keyed snapshot since its previous published day.
+
+    Compares the live version of ``partition`` with the live version of the most recent
+    earlier day (within :data:`CHANGES_LOOKBACK_DAYS`) and publishes one row per added,
+    removed or changed key (:func:`compliance_exports.landing.changes.diff_snapshots`)
+    as a version of ``dataset=<d>__changes/dt=<day>``, whose manifest names the current
+    day's raw original and both versions compared (``changes_of``). The first day of a
+    dataset has no changes partition, and the result says so.
+    """
+    from compliance_exports.landing.changes import diff_snapshots
+
+    store = lake.store()
+    current = store.read_json(partition.manifest_key)
+    if not isinstance(current, dict):
+        raise LandingError(f"s3://{lake.bucket}/{partition.manifest_key}: nothing published")
+    previous_day, previous = _previous_published(store, partition)
+    if previous is None:
+        reason = (
+            f"first day of {partition.dataset} (no published day in the "
+            f"{CHANGES_LOOKBACK_DAYS} days before {partition.day}): no changes partition"
+        )
+        log.info("%s", reason)
+        return {"published": False, "reason": reason}
+    target = changes_partition(partition)
+    with tempfile.TemporaryDirectory(prefix="changes-") as work:
+        folder = Path(work)
+        before = _download_parts(store, previous, folder / "before")
+        after = _download_parts(store, current, folder / "after")
+        summary, files = diff_snapshots(
+            before, after, key, folder / "out", memory_budget=memory_budget
+        )
+        run_token = new_token()
+        parts = [StagedPart(f, _parquet_rows(f), f.stat().st_size, file_sha256(f)) for f in files]
+        publisher = PartitionPublisher(store, target, run_token, lake.keep_versions)
+        try:
+            staged = publisher.stage(parts)
+        except BaseException:
+            publisher.drop_staging()
+            raise
+        changes_of = {
+            "previous_day": previous_day.isoformat(),
+            "previous_version": previous.get("version") or previous.get("run_token"),
+            "current_version": current["version"],
+            "key": list(key),
+            "added": summary.added,
+            "removed": summary.removed,
+            "changed": summary.changed,
+            "columns_added": summary.columns_added,
+            "columns_removed": summary.columns_removed,
+        }
+
+        def build(parts: list[PartEntry]) -> Manifest:
+            body: Manifest = {
+                **current,  # type: ignore[typeddict-item]
+                "export": export or current.get("export"),
+                "dataset": target.dataset,
+                "run_token": run_token,
+                "rows": summary.rows,
+                "parts": parts,
+                "schema": [{"name": f.name, "type": str(f.type)} for f in _schema(files[0])],
+                "drift": {"added": summary.columns_added, "missing": summary.columns_removed},
+                "segments": [],
+                "rejected": {"rows": 0, "uri": None},
+                "evidence": [],
+                "evidence_expected": [],
+                "timings": {"diff_s": round(summary.seconds, 3)},
+                "changes_of": changes_of,
+            }
+            return body
+
+        manifest = publisher.publish(staged, parts, build)
+    log.info(
+        "%s: %d added, %d removed, %d changed since %s (version %s)",
+        target.curated_prefix,
+        summary.added,
+        summary.removed,
+        summary.changed,
+        previous_day,
+        manifest["version"],
+    )
+    return {
+        "published": True,
+        "manifest_uri": s3_uri(lake.bucket, target.manifest_key),
+        **changes_of,
+    }
+
+
+def _previous_published(
+    store: LakeStore, partition: Partition
+) -> tuple[dt.date, dict[str, Any] | None]:
+    for back in range(1, CHANGES_LOOKBACK_DAYS + 1):
+        day = partition.day - dt.timedelta(days=back)
+        earlier = Partition(partition.vendor, partition.dataset, day, partition.prefix)
+        manifest = store.read_json(earlier.manifest_key)
+        if isinstance(manifest, dict):
+            return day, manifest
+    return partition.day, None
+
+
+def _download_parts(store: LakeStore, manifest: Mapping[str, Any], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True)
+    files = []
+    for index, part in enumerate(manifest.get("parts") or []):
+        path = folder / f"part-{index:05d}.parquet"
+        store.download(str(part["key"]), path, version_id=part.get("version_id"))
+        files.append(path)
+    return files
+
+
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(path).num_rows)
+
+
+def _schema(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path)

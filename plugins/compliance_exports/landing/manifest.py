@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 MANIFEST_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
@@ -86,6 +86,7 @@ class Manifest(TypedDict):
     evidence_expected: list[str]  # kinds of evidence every partition of the export holds
     object_lock: dict[str, Any] | None
     producer: dict[str, str]
+    changes_of: NotRequired[dict[str, Any]]  # a <dataset>__changes partition's comparison
 
 
 class ManifestError(ValueError):
