@@ -185,9 +185,10 @@ def _land_task(entry: ExportEntry) -> Callable[..., Any]:
         @task(task_id="land", outlets=[asset], trigger_rule=trigger_rule, **task_defaults(entry))
         def land(raw: dict[str, Any], planned: dict[str, Any], **context: Any) -> dict[str, Any]:
             """Land ``raw`` as the planned slice's partition (Parquet + manifest)."""
-            from compliance_exports.pipeline import land_export
+            from compliance_exports.pipeline import land_export, publish_export_changes
 
             result = dict(land_export(entry, raw, planned, context.get("params") or {}))
+            result["changes"] = publish_export_changes(entry, planned)
             context["outlet_events"][asset].extra = {
                 "rows": result.get("rows"),
                 "manifest": result.get("manifest_uri"),

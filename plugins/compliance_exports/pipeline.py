@@ -157,3 +157,20 @@ def verify_planned_days(entry: ExportEntry, planned: Sequence[Mapping[str, Any]]
             f"verify found integrity problems in {entry.name}:\n{report.table()}"
         )
     return report.to_dict()
+
+
+def publish_export_changes(entry: ExportEntry, planned: Mapping[str, Any]) -> dict[str, Any] | None:
+    """For a snapshot with a ``primary_key``: publish what changed since the previous
+    published day (``<dataset>__changes``); ``None`` for any other export."""
+    from compliance_exports.core.vendor import ExportKind
+
+    if entry.kind is not ExportKind.SNAPSHOT or not entry.primary_key:
+        return None
+    from compliance_exports.landing.land import publish_changes
+
+    return publish_changes(
+        entry.partition(dt.date.fromisoformat(planned["day"])),
+        entry.primary_key,
+        lake=lake_options(entry),
+        export=entry.name,
+    )
