@@ -27,6 +27,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, TaskGroup, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from compliance_exports.alerts import dag_alert_kwargs, task_alert_defaults
 from compliance_exports.core.vendor import ExportKind, PlannedSlice, TaskKit
 from compliance_exports.registry import ExportEntry, Registry, load_registry
 
@@ -277,7 +278,8 @@ def build_dag(dag_id: str, entries: Sequence[ExportEntry]) -> DAG:
         tags=["compliance-exports", "nightly", *vendors, *{t for e in entries for t in e.tags}],
         params=trigger_form(entries),
         doc_md=DOC.format(vendor=", ".join(vendors), entries=listing),
-        default_args={"owner": OWNER, **task_defaults(first)},
+        default_args={"owner": OWNER, **task_defaults(first), **task_alert_defaults(entries)},
+        **dag_alert_kwargs(dag_id, entries),
     ) as dag:
         known = [e.name for e in entries]
         for entry in entries:

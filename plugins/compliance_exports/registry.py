@@ -25,6 +25,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from compliance_exports.alerts import (
+    AlertChannels,
+    AlertConfigError,
+    Deadline,
+    parse_alerts,
+    parse_deadline,
+)
 from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.core.vendor import ExportKind, ExportVendor, UnknownVendorError, load_vendor
 from compliance_exports.landing.layout import Partition
@@ -133,6 +140,11 @@ class ExportEntry:
     #: also publishes what changed since the previous published day (``<dataset>__changes``)
     primary_key: tuple[str, ...] = ()
 
+    #: who hears of failed exports, landing warnings and a missed deadline (README, Alerts)
+    alerts: AlertChannels | None = None
+    #: landed by this time of day (or this long) after the data interval ends, else an alert
+    deadline: Deadline | None = None
+
     def partition(self, day: dt.date) -> Partition:
         """The lake partition of ``day``: the one place an export's S3 keys come from."""
         return Partition(self.vendor.name, self.dataset, day, self.lake.prefix)
@@ -210,6 +222,7 @@ _ENTRY_KEYS = {
     "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
     "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
     "resubmits", "poll_interval", "description", "tags", "verify", "primary_key",
+    "alerts", "deadline",
 }  # fmt: skip
 
 
@@ -272,6 +285,8 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
         poll_interval=parse_duration(merged.get("poll_interval", "15s"), f"{where}.poll_interval"),
         description=str(merged.get("description", "")),
         tags=tuple(str(t) for t in merged.get("tags", ())),
+        alerts=_alerts(merged.get("alerts"), where),
+        deadline=_deadline(merged.get("deadline"), where),
         verify=_flag(merged.get("verify", False), f"{where}.verify"),
         primary_key=_primary_key(raw.get("primary_key", []), merged.get("schema", {}), where),
     )
@@ -291,6 +306,20 @@ def _primary_key(value: Any, schema: Mapping[str, Any], where: str) -> tuple[str
     return tuple(value)
 
 
+def _alerts(value: Any, where: str) -> AlertChannels | None:
+    try:
+        return parse_alerts(value, f"{where}.alerts") or None
+    except AlertConfigError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def _deadline(value: Any, where: str) -> Deadline | None:
+    try:
+        return parse_deadline(value, f"{where}.deadline")
+    except AlertConfigError as exc:
+        raise RegistryError(str(exc)) from None
+
+
 def _flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise RegistryError(f"{where}: {value!r} is not true or false")
@@ -301,6 +330,11 @@ def _check_dags(entries: tuple[ExportEntry, ...], source: str) -> None:
     for dag_id, group in Registry(entries).by_dag().items():
         first = group[0]
         for other in group[1:]:
+            if (other.alerts, other.deadline) != (first.alerts, first.deadline):
+                raise RegistryError(
+                    f"{source}: exports.{other.name}: shares dag {dag_id!r} with "
+                    f"{first.name} but not its alerts/deadline (one DAG, one set of alerts)"
+                )
             if (other.schedule, other.timezone) != (first.schedule, first.timezone):
                 raise RegistryError(
                     f"{source}: exports.{other.name}: shares dag {dag_id!r} with "

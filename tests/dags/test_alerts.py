@@ -1,0 +1,127 @@
+"""Alerts that reach a person, through real Airflow: the real DAG file's DAG (dag.test())
+for a registry with ``alerts`` on, a real SMTP server (aiosmtpd) and a real HTTP
+receiver on loopback (include/localstack/receivers.py, as the local stack runs them).
+
+A landing that fails on both days of a two-day run sends exactly ONE e-mail and ONE
+webhook call for the export (not one per mapped task), naming the export, both days,
+the error and a link to each failed task's log.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from compliance_exports.registry import DEFAULT_REGISTRY, REGISTRY_ENV
+from include.localstack.receivers import MailReceiver, WebhookReceiver
+from include.simulators.clock import days_ago
+from tests.conftest import REPO, set_connection
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+OLERIA = "oleria_employee_events"
+FIRST, SECOND = days_ago(4), days_ago(3)
+ALERTS = {
+    "email": {"conn_id": "smtp_alerts", "to": ["security@example.com"]},
+    "webhooks": [{"apprise_conn_id": "apprise_alerts"}],
+}
+
+
+@pytest.fixture(scope="module")
+def receivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    root = tmp_path_factory.mktemp("alerts")
+    with MailReceiver(root / "mail") as mail, WebhookReceiver(root / "webhooks") as hooks:
+        set_connection("smtp_alerts", mail.connection())
+        set_connection("apprise_alerts", hooks.connection())
+        yield mail, hooks
+
+
+@pytest.fixture
+def inbox(receivers: tuple[MailReceiver, WebhookReceiver]) -> tuple[Any, Any]:
+    for receiver in receivers:
+        receiver.clear()
+    return receivers
+
+
+def registry_document(broken: bool) -> dict[str, Any]:
+    shipped = yaml.safe_load(DEFAULT_REGISTRY.read_text())
+    defaults = {**shipped["defaults"], "retry_delay": "1s", "poll_interval": "1s", "retries": 2}
+    defaults.update(verify=False, alerts=ALERTS)
+    oleria = copy.deepcopy(shipped["exports"][OLERIA])
+    if broken:  # the vendor's names no longer parse as the declared type: landing fails
+        oleria["schema"]["name"] = "int64"
+    return {"defaults": defaults, "exports": {OLERIA: oleria}}
+
+
+def load_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any]) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path / "exports.yaml"
+    path.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv(REGISTRY_ENV, str(path))
+    bag = DagBag(dag_folder=str(REPO / "dags" / "compliance_exports.py"))
+    assert bag.import_errors == {}
+    return bag.dags["oleria_exports"]
+
+
+def test_a_failed_export_sends_one_email_and_one_webhook_call_naming_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    s3: Any,
+    sim: Any,
+    inbox: tuple[MailReceiver, WebhookReceiver],
+    run_for_day: Any,
+) -> None:
+    mail, hooks = inbox
+    dag = load_dag(tmp_path, monkeypatch, registry_document(broken=True))
+    dag_range = {"range_start": FIRST.isoformat(), "range_end": SECOND.isoformat()}
+
+    dagrun = run_for_day(dag, SECOND, dag_range)
+
+    failed = sorted(
+        (ti.task_id, ti.map_index) for ti in dagrun.get_task_instances() if ti.state == "failed"
+    )
+    assert dagrun.state == "failed"
+    assert failed == [(f"{OLERIA}.land", 0), (f"{OLERIA}.land", 1)], "two mapped tasks failed"
+    (message,) = mail.messages()
+    (call,) = hooks.calls()
+    assert message["To"] == "security@example.com"
+    assert OLERIA in message["Subject"]
+    body = message.get_body(preferencelist=("html",)).get_content()
+    webhook = call["json"]
+    assert webhook["type"] == "failure"
+    assert OLERIA in webhook["title"]
+    for text in (body, webhook["message"]):
+        assert f"Export {OLERIA} failed" in text
+        assert f"{FIRST}, {SECOND}" in text, "both days named"
+        assert "Error: BadRowError" in text, "the reason"
+        assert "not a valid int64" in text, "the type that no longer parses"
+        run = dagrun.run_id.replace("+", "%2B").replace(":", "%3A")
+        for index in (0, 1):
+            assert f"/dags/oleria_exports/runs/{run}/tasks/{OLERIA}.land/mapped/{index}" in text
+
+
+def test_a_successful_run_without_warnings_sends_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    s3: Any,
+    sim: Any,
+    inbox: tuple[MailReceiver, WebhookReceiver],
+    run_for_day: Any,
+) -> None:
+    mail, hooks = inbox
+    dag = load_dag(tmp_path, monkeypatch, registry_document(broken=False))
+
+    dagrun = run_for_day(dag, SECOND - dt.timedelta(days=3))
+
+    assert dagrun.state == "success"
+    assert mail.messages() == []
+    assert hooks.calls() == []
