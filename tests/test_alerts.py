@@ -1,0 +1,277 @@
+"""The registry's ``alerts`` and ``deadline``: validation, the DAG's callbacks and
+DeadlineAlert, and messages delivered to a real SMTP server (aiosmtpd) and a real HTTP
+receiver on loopback (include/localstack/receivers.py).
+
+The deadline's notifier runs here exactly as the triggerer runs it: Airflow's own
+``CallbackTrigger`` imports it by path and awaits it with the JSON kwargs the DAG
+serialized and the simple context the scheduler attaches to a missed deadline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from compliance_exports.alerts import (
+    AlertChannels,
+    AppriseChannel,
+    EmailChannel,
+    RunAlerts,
+    RunFacts,
+    parse_deadline,
+)
+from compliance_exports.registry import DEFAULT_REGISTRY, RegistryError, parse_registry
+from include.localstack.receivers import MailReceiver, WebhookReceiver
+from tests.conftest import set_connection
+
+OLERIA = "oleria_employee_events"
+ALERTS = {
+    "email": {"conn_id": "smtp_unit_alerts", "to": ["security@example.com"]},
+    "webhooks": [{"apprise_conn_id": "apprise_unit_alerts"}],
+}
+
+
+@pytest.fixture(scope="module")
+def receivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    root = tmp_path_factory.mktemp("unit-alerts")
+    with MailReceiver(root / "mail") as mail, WebhookReceiver(root / "webhooks") as hooks:
+        set_connection("smtp_unit_alerts", mail.connection())
+        set_connection("apprise_unit_alerts", hooks.connection())
+        yield mail, hooks
+
+
+@pytest.fixture
+def inbox(receivers: tuple[MailReceiver, WebhookReceiver]) -> tuple[Any, Any]:
+    for receiver in receivers:
+        receiver.clear()
+    return receivers
+
+
+def document(**defaults: Any) -> dict[str, Any]:
+    shipped = yaml.safe_load(DEFAULT_REGISTRY.read_text())
+    exports = {name: shipped["exports"][name] for name in (OLERIA, "maxsight_audit_events")}
+    return {"defaults": {**shipped["defaults"], **defaults}, "exports": exports}
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def test_alerts_and_deadline_are_parsed_per_entry() -> None:
+    registry = parse_registry(document(alerts=ALERTS, deadline="06:00"))
+    entry = registry.get(OLERIA)
+    assert entry.alerts == AlertChannels(
+        (
+            EmailChannel("smtp_unit_alerts", ("security@example.com",)),
+            AppriseChannel("apprise_unit_alerts"),
+        )
+    )
+    assert entry.deadline == parse_deadline("06:00")
+    assert parse_registry(document()).get(OLERIA).alerts is None, "off unless configured"
+
+
+@pytest.mark.parametrize(
+    ("alerts", "field"),
+    [
+        ("yes", r"alerts"),
+        ({"email": {"conn_id": "smtp", "to": ["not-an-address"]}}, r"alerts\.email\.to"),
+        ({"email": {"to": ["a@example.com"], "cc": ["b@example.com"]}}, r"alerts\.email"),
+        ({"webhooks": "apprise_default"}, r"alerts\.webhooks"),
+        ({"webhooks": [{"url": "json://x"}]}, r"alerts\.webhooks\[0\]"),
+        ({"webhooks": [{"apprise_conn_id": "a b"}]}, r"alerts\.webhooks\[0\]\.apprise_conn_id"),
+        ({"pager": {}}, r"alerts: unknown field\(s\) pager"),
+    ],
+)
+def test_a_bad_alerts_block_names_the_field(alerts: Any, field: str) -> None:
+    with pytest.raises(RegistryError, match=rf"exports\.{OLERIA}\.{field}"):
+        parse_registry(document(alerts=alerts))
+
+
+@pytest.mark.parametrize("deadline", ["6", "25:00", "6:0", "0h", "tomorrow"])
+def test_a_bad_deadline_names_the_field(deadline: str) -> None:
+    with pytest.raises(RegistryError, match=rf"exports\.{OLERIA}\.deadline: "):
+        parse_registry(document(alerts=ALERTS, deadline=deadline))
+
+
+def test_the_exports_of_one_dag_agree_on_their_alerts() -> None:
+    doc = document(alerts=ALERTS)
+    doc["exports"]["oleria_other"] = {
+        **doc["exports"][OLERIA],
+        "dataset": "other",
+        "alerts": {"webhooks": [{"apprise_conn_id": "apprise_unit_alerts"}]},
+    }
+    with pytest.raises(RegistryError, match=r"oleria_other: shares dag .* alerts/deadline"):
+        parse_registry(doc)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "timezone", "deadline", "hours"),
+    [
+        ("0 0 * * *", "UTC", "06:00", 30),  # [D, D+1) ends 00:00, due 06:00 on D+1
+        ("0 2 * * *", "UTC", "06:00", 28),  # ends 02:00, due 4 h later
+        ("0 7 * * *", "Europe/Berlin", "06:00", 47),  # ends 07:00 > 06:00: the next morning
+        ("0 0 * * *", "UTC", "90m", 25.5),
+        ("0 * * * *", "UTC", "30m", 1.5),  # hourly: one hour, then 30 minutes
+    ],
+)
+def test_the_deadline_is_measured_from_the_logical_date(
+    schedule: str, timezone: str, deadline: str, hours: float
+) -> None:
+    parsed = parse_deadline(deadline)
+    assert parsed is not None
+    assert parsed.interval(schedule, timezone) == dt.timedelta(hours=hours)
+
+
+# --- the DAG -------------------------------------------------------------------------------
+
+
+def test_the_dag_gets_callbacks_and_a_serializable_deadline_alert() -> None:
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineReference
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from compliance_exports.alerts import record_task_error
+    from compliance_exports.dag_factory import build_dags
+
+    registry = parse_registry(document(alerts=ALERTS, deadline="06:00"))
+    dag = build_dags(registry)["oleria_exports"]
+    assert isinstance(dag.on_failure_callback, RunAlerts)
+    assert dag.on_failure_callback.failure is True
+    assert isinstance(dag.on_success_callback, RunAlerts)
+    assert dag.on_success_callback.failure is False
+    for task in dag.tasks:  # a mapped task keeps the callable, the others a list of one
+        assert task.on_failure_callback in (record_task_error, [record_task_error]), task
+    (alert,) = dag.deadline
+    assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    assert alert.interval == dt.timedelta(hours=30)
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.path == "compliance_exports.notifiers.DeadlineMissedNotifier"
+    kwargs = alert.callback.kwargs
+    assert json.loads(json.dumps(kwargs)) == kwargs, "JSON only: it travels to the triggerer"
+    serialized = DagSerialization.to_dict(dag)
+    assert "deadline" in json.dumps(serialized)
+    # a DAG without alerts has none of this
+    plain = build_dags(parse_registry(document()))["oleria_exports"]
+    assert (plain.on_failure_callback, plain.on_success_callback, plain.deadline) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_deadline_without_alerts_is_refused() -> None:
+    from compliance_exports.dag_factory import build_dags
+
+    with pytest.raises(ValueError, match=r"deadline: needs alerts"):
+        build_dags(parse_registry(document(deadline="06:00")))
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+async def test_a_missed_deadline_alerts_every_channel_from_the_triggerer(
+    inbox: tuple[MailReceiver, WebhookReceiver],
+) -> None:
+    from airflow.models.callback import CallbackState
+    from airflow.triggers.callback import CallbackTrigger
+
+    from compliance_exports.dag_factory import build_dags
+
+    mail, hooks = inbox
+    registry = parse_registry(document(alerts=ALERTS, deadline="06:00"))
+    (alert,) = build_dags(registry)["oleria_exports"].deadline
+    context = {  # what Deadline.handle_miss attaches (a DAGRunResponse dumped as JSON)
+        "dag_run": {
+            "dag_id": "oleria_exports",
+            "dag_run_id": "scheduled__2026-03-11T00:00:00+00:00",
+            "data_interval_start": "2026-03-10T00:00:00Z",
+            "data_interval_end": "2026-03-11T00:00:00Z",
+            "state": "running",
+        },
+        "deadline": {"id": "d-1", "deadline_time": "2026-03-11T06:00:00Z"},
+    }
+    trigger = CallbackTrigger(alert.callback.path, {**alert.callback.kwargs, "context": context})
+
+    events = [event.payload async for event in trigger.run()]
+
+    assert [e["state"] for e in events] == [CallbackState.RUNNING, CallbackState.SUCCESS], events
+    (message,) = mail.messages()
+    (call,) = hooks.calls()
+    assert message["Subject"] == "[compliance-exports] oleria_exports is late (06:00)"
+    assert call["json"]["title"] == message["Subject"]
+    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+        assert "scheduled__2026-03-11T00:00:00+00:00" in text
+        assert "2026-03-11T06:00:00Z" in text
+
+
+class GivenRun(RunFacts):
+    """A run's task states and XComs as given (the callbacks' reads, without a database)."""
+
+    def __init__(self, states: dict[tuple[str, int], str], xcoms: dict[Any, Any]) -> None:
+        super().__init__("oleria_exports", "scheduled__2026-03-11", list({t for t, _ in states}))
+        self.states, self.xcoms = states, xcoms
+
+    def load(self) -> RunFacts:
+        return self
+
+    def xcom(self, task_id: str, map_index: int, key: str = "return_value") -> Any:
+        return self.xcoms.get((task_id, map_index, key))
+
+
+def test_warnings_of_a_run_are_batched_into_one_message(
+    inbox: tuple[MailReceiver, WebhookReceiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail, hooks = inbox
+    land, plan = f"{OLERIA}.land", f"{OLERIA}.plan"
+    facts = GivenRun(
+        {(plan, -1): "success", (land, 0): "success", (land, 1): "success"},
+        {
+            (plan, -1, "return_value"): [{"day": "2026-03-09"}, {"day": "2026-03-10"}],
+            (land, 0, "return_value"): {"rows": 0, "warnings": ["empty: no rows"]},
+            (land, 1, "return_value"): {"rows": 9, "warnings": ["row_count: 9 vs ~100", "x"]},
+        },
+    )
+    monkeypatch.setattr("compliance_exports.alerts.RunFacts.load", lambda self: facts)
+    channels = parse_registry(document(alerts=ALERTS)).get(OLERIA).alerts
+    assert channels is not None
+    callback = RunAlerts(channels, failure=False)
+
+    callback({"dag": _Dag(), "run_id": facts.run_id})
+
+    (message,) = mail.messages()
+    (call,) = hooks.calls()
+    assert call["json"]["type"] == "warning"
+    assert "3 warning(s)" in message["Subject"]
+    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+        assert f"{OLERIA} dt=2026-03-09: empty: no rows" in text
+        assert f"{OLERIA} dt=2026-03-10: row_count: 9 vs ~100" in text
+
+
+def test_a_successful_run_without_warnings_sends_nothing(
+    inbox: tuple[MailReceiver, WebhookReceiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail, hooks = inbox
+    facts = GivenRun({(f"{OLERIA}.land", 0): "success"}, {})
+    monkeypatch.setattr("compliance_exports.alerts.RunFacts.load", lambda self: facts)
+    channels = AlertChannels((AppriseChannel("apprise_unit_alerts"),))
+
+    RunAlerts(channels, failure=False)({"dag": _Dag(), "run_id": facts.run_id})
+
+    assert (mail.messages(), hooks.calls()) == ([], [])
+
+
+class _Dag:
+    dag_id = "oleria_exports"
+    task_ids = [f"{OLERIA}.plan", f"{OLERIA}.land"]
+
+
+def test_receivers_write_where_the_stack_says(tmp_path: Path) -> None:
+    with MailReceiver(tmp_path / "mail") as mail, WebhookReceiver(tmp_path / "hooks") as hooks:
+        assert mail.connection()["port"] == mail.port
+        assert hooks.connection()["extra"]["config"]["path"].startswith("json://127.0.0.1:")
+    assert (tmp_path / "mail").is_dir()
+    assert (tmp_path / "hooks").is_dir()
