@@ -86,6 +86,8 @@ def land_export(
         data_interval=slice_interval(planned, raw),
         export=entry.name,
         evidence_expected=entry.vendor.evidence_kinds(entry, run_params or {}),
+        quality=entry.quality,
+        primary_key=entry.primary_key,
     )
 
 

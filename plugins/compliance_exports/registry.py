@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from compliance_exports.alerts import (
 from compliance_exports.core.errors import ExportValidationError
 from compliance_exports.core.vendor import ExportKind, ExportVendor, UnknownVendorError, load_vendor
 from compliance_exports.landing.layout import Partition
+from compliance_exports.landing.quality import QualityPolicy, QualityPolicyError
 
 __all__ = ["ExportEntry", "ExportKind", "LakeTarget", "Registry", "RegistryError", "load_registry"]
 
@@ -139,6 +140,8 @@ class ExportEntry:
     #: the columns that identify a row (declared in ``schema``); a snapshot with one
     #: also publishes what changed since the previous published day (``<dataset>__changes``)
     primary_key: tuple[str, ...] = ()
+    #: the data-quality checks evaluated before each partition is published (QUALITY.md)
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
 
     #: who hears of failed exports, landing warnings and a missed deadline (README, Alerts)
     alerts: AlertChannels | None = None
@@ -222,6 +225,7 @@ _ENTRY_KEYS = {
     "vendor", "dataset", "kind", "conn_id", "schema", "dag", "schedule", "timezone", "pool",
     "lake", "retries", "retry_delay", "execution_timeout", "wait_timeout", "snapshot_grace",
     "resubmits", "poll_interval", "description", "tags", "verify", "primary_key",
+    "quality",
     "alerts", "deadline",
 }  # fmt: skip
 
@@ -289,7 +293,19 @@ def _entry(name: str, raw: Any, defaults: Mapping[str, Any], where: str) -> Expo
         deadline=_deadline(merged.get("deadline"), where),
         verify=_flag(merged.get("verify", False), f"{where}.verify"),
         primary_key=_primary_key(raw.get("primary_key", []), merged.get("schema", {}), where),
+        quality=_quality(defaults.get("quality"), raw.get("quality"), where),
     )
+
+
+def _quality(defaults: Any, own: Any, where: str) -> QualityPolicy:
+    """``defaults.quality`` then the entry's ``quality``, merged key by key."""
+    for value, place in ((defaults, "defaults.quality"), (own, f"{where}.quality")):
+        if value is not None and not isinstance(value, Mapping):
+            raise RegistryError(f"{place}: {value!r} is not a mapping of checks")
+    try:
+        return QualityPolicy.from_mapping({**(defaults or {}), **(own or {})})
+    except QualityPolicyError as exc:
+        raise RegistryError(f"{where}.{exc}") from None
 
 
 def _primary_key(value: Any, schema: Mapping[str, Any], where: str) -> tuple[str, ...]:

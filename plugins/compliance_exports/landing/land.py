@@ -7,6 +7,7 @@ publication and retention of versions in :mod:`compliance_exports.landing.lake`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -45,6 +46,17 @@ from compliance_exports.landing.manifest import (
     redact,
 )
 from compliance_exports.landing.parquet import ParquetOptions
+from compliance_exports.landing.quality import (
+    BadValues,
+    Observed,
+    QualityPolicy,
+    QualityResult,
+    earlier_rows,
+    evaluate,
+    gate,
+    log_results,
+    warnings_of,
+)
 from compliance_exports.landing.schema import DatasetSchema, resolve
 from compliance_exports.landing.sources import RawFormat, detect_format
 
@@ -97,6 +109,8 @@ def land_raw_object(
     evidence: Sequence[Mapping[str, Any]] = (),
     export: str | None = None,
     evidence_expected: Sequence[str] = (),
+    quality: QualityPolicy | None = None,
+    primary_key: Sequence[str] = (),
 ) -> LandingResult:
     """Convert ``raw`` (a fetch step's RawObject dict) to Parquet and publish it as the
     partition's new version.
@@ -109,6 +123,13 @@ def land_raw_object(
     lists other originals of the partition (e.g. audit PDFs, as RawObject dicts) to
     record in the manifest; ``evidence_expected`` the kinds every partition of the
     export should hold (``verify`` reports a version without them).
+
+    ``quality`` (the registry's policy) is evaluated after the conversion and before
+    anything is staged: a ``fail`` raises :class:`~compliance_exports.landing.quality.
+    QualityGateError` and publishes nothing; its ``bad_values`` replaces ``on_bad_rows``.
+    ``None``: the default checks, with ``on_bad_rows`` as given and no limit on the
+    quarantined share. ``primary_key`` is the columns the ``primary_key_unique`` check
+    reads. A PDF (evidence only) is not checked.
     """
     started = time.monotonic()
     filename = str(raw.get("filename") or Path(str(raw["key"])).name)
@@ -118,8 +139,10 @@ def land_raw_object(
     )
     partition = partition or partition_of(raw, prefix)
     store = lake.store()
+    if quality is None:
+        quality = QualityPolicy(bad_values=BadValues(on_bad_rows), max_quarantined_share=1.0)
     options = ConversionOptions(
-        on_bad_rows=BadRowPolicy(on_bad_rows),
+        on_bad_rows=BadRowPolicy(str(quality.bad_values)),
         max_rejected_rows=max_rejected_rows,
         parquet=parquet or ParquetOptions(),
     )
@@ -140,8 +163,48 @@ def land_raw_object(
         timings["download_s"] = _lap(started)
         converted = convert_file(local, raw_format, declared, Path(work) / "parts", options)
         timings["convert_s"] = converted.seconds
-        landing = _Landing(store, partition, raw, raw_format, converted, options, story)
+        name = export or partition.dataset
+        checks = _QualityContext(name, declared, quality, tuple(primary_key))
+        results = _check_quality(store, partition, raw, converted, checks)
+        gate(name, partition.day, results)
+        landing = _Landing(store, partition, raw, raw_format, converted, options, story, results)
         return landing.publish(Path(work), timings, started)
+
+
+@dataclass(frozen=True)
+class _QualityContext:
+    export: str
+    declared: DatasetSchema
+    policy: QualityPolicy
+    primary_key: tuple[str, ...]
+
+
+def _check_quality(
+    store: LakeStore,
+    partition: Partition,
+    raw: Mapping[str, Any],
+    converted: ConversionResult,
+    checks: _QualityContext,
+) -> list[QualityResult]:
+    """The policy's checks of the converted file (logged one line each)."""
+    vendor_rows = raw.get("vendor_rows")
+    seen = Observed(
+        rows=converted.rows,
+        quarantined=len(converted.rejected),
+        vendor_rows=int(vendor_rows) if vendor_rows is not None else None,
+        drift=converted.schema.drift(),
+        declared=checks.declared.names,
+        parts=[part.path for part in converted.parts],
+        primary_key=checks.primary_key,
+    )
+    history = earlier_rows(
+        store.read_json,
+        lambda day: dataclasses.replace(partition, day=day).manifest_key,
+        partition.day,
+    )
+    results = evaluate(checks.policy, seen, history)
+    log_results(checks.export, partition.day, results)
+    return results
 
 
 @dataclass(frozen=True)
@@ -208,6 +271,7 @@ class _Landing:
         converted: ConversionResult,
         options: ConversionOptions,
         story: _Story,
+        quality: Sequence[QualityResult] = (),
     ) -> None:
         self.store = store
         self.partition = partition
@@ -216,6 +280,7 @@ class _Landing:
         self.converted = converted
         self.options = options
         self.story = story
+        self.quality = list(quality)
         interval = story.data_interval
         self.data_interval = dict(interval) if interval else day_interval(partition.day)
         self.evidence = [
@@ -252,6 +317,8 @@ class _Landing:
             "drift": manifest["drift"],
             "rejected_rows": manifest["rejected"]["rows"],
             "quarantine_uri": manifest["rejected"]["uri"],
+            "quality": list(manifest.get("quality", [])),
+            "warnings": warnings_of(manifest.get("quality", [])),
         }
 
     def _stage_rejected_rows(self, work: Path) -> RejectedEntry:
@@ -318,6 +385,7 @@ class _Landing:
             "timings": timings,
             "evidence": self.evidence,
             "evidence_expected": list(self.story.evidence_expected),
+            "quality": self.quality,
             "object_lock": None,
             "producer": {"name": "compliance-exports", "version": __version__},
         }

@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
+from compliance_exports.landing.quality import QualityResult
+
 MANIFEST_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 _SECRET_KEY = re.compile(
@@ -84,6 +86,8 @@ class Manifest(TypedDict):
     timings: dict[str, float]
     evidence: list[dict[str, Any]]  # other originals of the partition, e.g. audit PDFs
     evidence_expected: list[str]  # kinds of evidence every partition of the export holds
+    #: the data-quality checks evaluated before publication (absent before they existed)
+    quality: NotRequired[list[QualityResult]]
     object_lock: dict[str, Any] | None
     producer: dict[str, str]
     changes_of: NotRequired[dict[str, Any]]  # a <dataset>__changes partition's comparison
@@ -159,6 +163,8 @@ class LandingResult(TypedDict):
     drift: dict[str, list[str]] | None
     rejected_rows: int
     quarantine_uri: str | None
+    quality: list[QualityResult]  # every check's result (docs/QUALITY.md)
+    warnings: list[str]  # "<check>: <detail>" of each check that warned
 
 
 def redact(value: Any) -> Any:
