@@ -275,3 +275,28 @@ def test_receivers_write_where_the_stack_says(tmp_path: Path) -> None:
         assert hooks.connection()["extra"]["config"]["path"].startswith("json://127.0.0.1:")
     assert (tmp_path / "mail").is_dir()
     assert (tmp_path / "hooks").is_dir()
+
+
+def test_the_local_services_receive_alerts_where_they_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make up`` / ``make run``: the services pre-wire smtp_alerts and apprise_alerts (the
+    shipped registry's channels) to receivers writing under the state dir."""
+    from compliance_exports.alerts import AlertMessage
+    from compliance_exports.registry import load_registry
+    from include.localstack.services import LocalServices
+
+    with LocalServices(alerts_dir=tmp_path) as services:
+        for name, value in services.connection_env().items():
+            monkeypatch.setenv(name, value)
+        described = services.describe()["alerts"]
+        channels = load_registry().get(OLERIA).alerts
+        assert channels is not None
+        message = AlertMessage("[compliance-exports] test", ("hello",), "warning")
+        assert channels.send(message, {}) == []
+    assert described["mail_dir"] == str(tmp_path / "mail")
+    assert described["webhooks_dir"] == str(tmp_path / "webhooks")
+    (mail,) = (tmp_path / "mail").glob("*.eml")
+    assert "Subject: [compliance-exports] test" in mail.read_text()
+    (call,) = (tmp_path / "webhooks").glob("*.json")
+    assert json.loads(call.read_text())["json"]["message"] == "hello"

@@ -31,7 +31,12 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ports = ServicePorts(s3=args.s3_port, simulator_base=args.sim_port_base)
-    services = LocalServices(ports=ports, seed=args.seed, simulator_settings=demo_settings(today))
+    services = LocalServices(
+        ports=ports,
+        seed=args.seed,
+        simulator_settings=demo_settings(today),
+        alerts_dir=Path(args.state_file).resolve().parent,  # .airflow/mail, .airflow/webhooks
+    )
     with services:
         state = {"describe": services.describe(), "connection_env": services.connection_env()}
         tmp = Path(args.state_file).with_suffix(".tmp")
@@ -55,6 +60,10 @@ def _up(_: argparse.Namespace) -> int:
     for vendor, sim in stack["simulators"].items():
         print(f"  {vendor:<17} {sim['base_url']}  (admin: {sim['admin']})")
     print(f"  logs              {stack['logs']}")
+    if "alerts" in stack:
+        alerts = stack["alerts"]
+        print(f"  alert e-mails     {alerts['mail_dir']}/*.eml  (SMTP {alerts['smtp']})")
+        print(f"  alert webhooks    {alerts['webhooks_dir']}/*.json  ({alerts['webhook_url']})")
     print("Point a shell's airflow CLI at this stack:")
     print(f"  source {_shown(STACK_ENV_FILE)} && .venv/bin/airflow dags list")
     print("Stop it with: make down")

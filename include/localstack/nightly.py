@@ -78,7 +78,7 @@ def run_nightly(day: dt.date | None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     print(f"make run: nightly exports for the data interval {day} .. {day + dt.timedelta(1)}")
     today = simulators_today()
-    with LocalServices(simulator_settings=demo_settings(today)) as services:
+    with LocalServices(simulator_settings=demo_settings(today), alerts_dir=STATE_DIR) as services:
         env = {
             **airflow_env(home, api_port=free_port(), log_ports=(free_port(), free_port())),
             **services.connection_env(),
@@ -95,6 +95,7 @@ def run_nightly(day: dt.date | None) -> int:
         create_pools(env)
         outcomes = _run_dags(day, services)
         _print_summary(outcomes, time.monotonic() - started)
+        _print_alerts(services)
         failed = [o for o in outcomes if o.state not in {"success", "skipped"}]
         if failed or not outcomes:
             return 1
@@ -242,6 +243,17 @@ def _verify(services: LocalServices, day: dt.date, exports: list[str]) -> Any:
     registry = load_registry()
     entries = [registry.get(name) for name in exports]
     return verify_exports(entries, day, day, _s3_client(services))
+
+
+def _print_alerts(services: LocalServices) -> None:
+    """What the registry's alerts sent to the local receivers (files kept across runs)."""
+    if services.mail is None or services.webhooks is None:
+        return
+    mails, calls = services.mail.messages(), services.webhooks.calls()
+    print(f"\nalerts: {len(mails)} e-mail(s) in {services.mail.directory}/, "
+          f"{len(calls)} webhook call(s) in {services.webhooks.directory}/")  # fmt: skip
+    for message in mails[-5:]:
+        print(f"  mail: {message['Subject']}")
 
 
 def _print_summary(outcomes: list[ExportOutcome], seconds: float) -> None:

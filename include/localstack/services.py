@@ -1,4 +1,6 @@
-"""The embedded services: the four vendor simulators and a local S3 HTTP API (moto).
+"""The embedded services: the four vendor simulators, a local S3 HTTP API (moto) and,
+given a directory, the alert receivers (an SMTP server writing ``mail/*.eml`` and a
+webhook receiver writing ``webhooks/*.json``, include/localstack/receivers.py).
 
 ``LocalServices`` starts them in this process (threads on 127.0.0.1), creates the lake
 bucket, and describes the Airflow connections that point the pipeline at them.
@@ -10,14 +12,19 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from include.localstack.receivers import MailReceiver, WebhookReceiver
 from include.simulators import VENDORS, RunningSimulator, start_simulator
 
 LAKE_BUCKET = "compliance-lake"
 LAKE_CONN_ID = "aws_lake"
 S3_ACCESS_KEY = "local-lake-access-key"
 S3_SECRET_KEY = "local-lake-secret-key"  # noqa: S105 - a throwaway key for the local moto server
+#: the connections the registry's ``alerts`` name (include/registry/exports.yaml)
+SMTP_ALERTS_CONN_ID = "smtp_alerts"
+APPRISE_ALERTS_CONN_ID = "apprise_alerts"
 
 
 @dataclass
@@ -74,11 +81,19 @@ class LocalServices:
     profile: str = field(default_factory=lambda: os.environ.get("SIM_PROFILE") or "default")
     simulators: dict[str, RunningSimulator] = field(default_factory=dict)
     s3_endpoint: str = ""
+    #: where received alerts are written (``mail/``, ``webhooks/``); None = no receivers
+    alerts_dir: Path | None = None
+    mail: MailReceiver | None = None
+    webhooks: WebhookReceiver | None = None
     _moto: Any = None
 
     def start(self) -> LocalServices:
         try:
             self._start_s3()
+            if self.alerts_dir is not None:
+                alerts = Path(self.alerts_dir)
+                self.mail = MailReceiver(alerts / "mail", self.host).start()
+                self.webhooks = WebhookReceiver(alerts / "webhooks", self.host).start()
             for index, vendor in enumerate(VENDORS):
                 self.simulators[vendor] = start_simulator(
                     vendor,
@@ -118,6 +133,10 @@ class LocalServices:
         for sim in self.simulators.values():
             sim.stop()
         self.simulators.clear()
+        for receiver in (self.mail, self.webhooks):
+            if receiver is not None:
+                receiver.stop()
+        self.mail = self.webhooks = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -140,6 +159,9 @@ class LocalServices:
         """Airflow connection id -> connection (JSON form)."""
         conns = {f"{v}_default": sim.connection() for v, sim in self.simulators.items()}
         conns[LAKE_CONN_ID] = self.s3_connection()
+        if self.mail is not None and self.webhooks is not None:
+            conns[SMTP_ALERTS_CONN_ID] = self.mail.connection()
+            conns[APPRISE_ALERTS_CONN_ID] = self.webhooks.connection()
         return conns
 
     def connection_env(self) -> dict[str, str]:
@@ -150,6 +172,19 @@ class LocalServices:
         }
 
     def describe(self) -> dict[str, Any]:
+        described = self._describe()
+        if self.mail is not None and self.webhooks is not None:
+            described["alerts"] = {
+                "mail_dir": str(self.mail.directory),
+                "smtp": f"{self.mail.host}:{self.mail.port}",
+                "smtp_conn_id": SMTP_ALERTS_CONN_ID,
+                "webhooks_dir": str(self.webhooks.directory),
+                "webhook_url": self.webhooks.apprise_url,
+                "apprise_conn_id": APPRISE_ALERTS_CONN_ID,
+            }
+        return described
+
+    def _describe(self) -> dict[str, Any]:
         return {
             "simulator_profile": self.profile,
             "simulators": {
