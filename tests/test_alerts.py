@@ -56,7 +56,8 @@ def inbox(receivers: tuple[MailReceiver, WebhookReceiver]) -> tuple[Any, Any]:
 def document(**defaults: Any) -> dict[str, Any]:
     shipped = yaml.safe_load(DEFAULT_REGISTRY.read_text())
     exports = {name: shipped["exports"][name] for name in (OLERIA, "maxsight_audit_events")}
-    return {"defaults": {**shipped["defaults"], **defaults}, "exports": exports}
+    plain = {k: v for k, v in shipped["defaults"].items() if k not in {"alerts", "deadline"}}
+    return {"defaults": {**plain, **defaults}, "exports": exports}
 
 
 # --- registry ------------------------------------------------------------------------------
