@@ -186,15 +186,22 @@ def _land_task(entry: ExportEntry) -> Callable[..., Any]:
         @task(task_id="land", outlets=[asset], trigger_rule=trigger_rule, **task_defaults(entry))
         def land(raw: dict[str, Any], planned: dict[str, Any], **context: Any) -> dict[str, Any]:
             """Land ``raw`` as the planned slice's partition (Parquet + manifest)."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from compliance_exports.landing.quality import QualityGateError
             from compliance_exports.pipeline import land_export, publish_export_changes
 
-            result = dict(land_export(entry, raw, planned, context.get("params") or {}))
+            try:
+                result = dict(land_export(entry, raw, planned, context.get("params") or {}))
+            except QualityGateError as gate:  # the same file fails the same checks: no retry
+                raise AirflowFailException(str(gate)) from gate
             result["changes"] = publish_export_changes(entry, planned)
             context["outlet_events"][asset].extra = {
                 "rows": result.get("rows"),
                 "manifest": result.get("manifest_uri"),
                 "version": result.get("version"),
                 "day": planned["day"],
+                "quality_warnings": result.get("warnings") or [],
             }
             return result
 
