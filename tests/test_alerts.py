@@ -301,3 +301,48 @@ def test_the_local_services_receive_alerts_where_they_say(
     assert "Subject: [compliance-exports] test" in mail.read_text()
     (call,) = (tmp_path / "webhooks").glob("*.json")
     assert json.loads(call.read_text())["json"]["message"] == "hello"
+
+
+def test_any_providers_notifier_plugs_in_by_class_path(
+    inbox: tuple[MailReceiver, WebhookReceiver],
+) -> None:
+    """``alerts.notifiers``: a notifier class, its kwargs, and which keyword arguments take
+    the message; here the Apprise provider's class itself, as a user would name Slack's."""
+    from compliance_exports.alerts import AlertMessage, NotifierChannel
+
+    _, hooks = inbox
+    alerts = {
+        "notifiers": [
+            {
+                "class": "airflow.providers.apprise.notifications.apprise.AppriseNotifier",
+                "kwargs": {"apprise_conn_id": "apprise_unit_alerts"},
+                "body": "body",
+                "title": "title",
+            }
+        ]
+    }
+    channels = parse_registry(document(alerts=alerts)).get(OLERIA).alerts
+    assert channels is not None
+    (channel,) = channels.channels
+    assert isinstance(channel, NotifierChannel)
+    assert AlertChannels.from_json(channels.to_json()) == channels, "JSON for the triggerer"
+
+    errors = channels.send(AlertMessage("plugged in", ("a line",)), {})
+
+    assert errors == []
+    ((call),) = hooks.calls()
+    assert (call["json"]["title"], call["json"]["message"]) == ("plugged in", "a line")
+
+
+@pytest.mark.parametrize(
+    ("notifier", "field"),
+    [
+        ({"kwargs": {}}, r"notifiers\[0\]"),
+        ({"class": "not a path"}, r"notifiers\[0\]\.class"),
+        ({"class": "a.B", "body": "two words"}, r"notifiers\[0\]\.body"),
+        ({"class": "a.B", "kwargs": {"x": {1, 2}}}, r"notifiers\[0\]\.kwargs"),
+    ],
+)
+def test_a_bad_notifier_names_the_field(notifier: dict[str, Any], field: str) -> None:
+    with pytest.raises(RegistryError, match=rf"exports\.{OLERIA}\.alerts\.{field}"):
+        parse_registry(document(alerts={"notifiers": [notifier]}))

@@ -143,6 +143,29 @@ class AppriseChannel:
 
 
 @dataclass(frozen=True)
+class NotifierChannel:
+    """Any provider's notifier, by class path: built with the registry's ``kwargs`` plus the
+    message as its ``body`` (and ``title``, if given) keyword arguments, e.g. the Slack
+    provider's ``SlackWebhookNotifier`` with ``body: text``."""
+
+    notifier_class: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    body: str = "body"
+    title: str | None = None
+
+    def notifier(self, message: AlertMessage) -> BaseNotifier:
+        from airflow.sdk.module_loading import import_string
+
+        fields = {self.body: message.text, **({self.title: message.title} if self.title else {})}
+        notifier: BaseNotifier = import_string(self.notifier_class)(**dict(self.kwargs), **fields)
+        return notifier
+
+    def to_json(self) -> dict[str, Any]:
+        spec = {"class": self.notifier_class, "kwargs": dict(self.kwargs), "body": self.body}
+        return {"notifier": {**spec, "title": self.title}}
+
+
+@dataclass(frozen=True)
 class AlertChannels:
     """The channels of one DAG (the registry's ``alerts``); empty = alerts off."""
 
@@ -163,9 +186,13 @@ class AlertChannels:
                 channels.append(
                     EmailChannel(mail["conn_id"], tuple(mail["to"]), mail["from_email"])
                 )
-            else:
+            elif "webhook" in item:
                 hook = item["webhook"]
                 channels.append(AppriseChannel(hook["apprise_conn_id"], hook.get("tag", "all")))
+            else:
+                spec = item["notifier"]
+                kwargs = tuple(sorted(spec["kwargs"].items()))
+                channels.append(NotifierChannel(spec["class"], kwargs, spec["body"], spec["title"]))
         return cls(tuple(channels))
 
     def send(self, message: AlertMessage, context: Mapping[str, Any]) -> list[str]:
@@ -205,7 +232,7 @@ def parse_alerts(raw: Any, where: str = "alerts") -> AlertChannels:
         return AlertChannels()
     if not isinstance(raw, Mapping):
         raise AlertConfigError(f"{where}: must be a mapping with email and/or webhooks")
-    unknown = sorted(set(raw) - {"email", "webhooks"})
+    unknown = sorted(set(raw) - {"email", "webhooks", "notifiers"})
     if unknown:
         raise AlertConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
     channels: list[AlertChannel] = []
@@ -216,6 +243,11 @@ def parse_alerts(raw: Any, where: str = "alerts") -> AlertChannels:
         raise AlertConfigError(f"{where}.webhooks: must be a list of {{apprise_conn_id: ...}}")
     for i, hook in enumerate(hooks):
         channels.append(_webhook(hook, f"{where}.webhooks[{i}]"))
+    others = raw.get("notifiers") or []
+    if not isinstance(others, list):
+        raise AlertConfigError(f"{where}.notifiers: must be a list of {{class: ..., kwargs: ...}}")
+    for i, other in enumerate(others):
+        channels.append(_notifier(other, f"{where}.notifiers[{i}]"))
     return AlertChannels(tuple(channels))
 
 
@@ -246,6 +278,34 @@ def _webhook(raw: Any, where: str) -> AppriseChannel:
     if not isinstance(tag, str) or not tag:
         raise AlertConfigError(f"{where}.tag: {tag!r} is not an Apprise tag")
     return AppriseChannel(_conn_id(raw["apprise_conn_id"], f"{where}.apprise_conn_id"), tag)
+
+
+def _notifier(raw: Any, where: str) -> NotifierChannel:
+    import json
+
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("class"), str):
+        raise AlertConfigError(
+            f"{where}: must be {{class: dotted.path, kwargs: {{...}}, body: ...}}"
+        )
+    unknown = sorted(set(raw) - {"class", "kwargs", "body", "title"})
+    if unknown:
+        raise AlertConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    if not re.match(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", raw["class"]):
+        raise AlertConfigError(f"{where}.class: {raw['class']!r} is not a dotted class path")
+    kwargs = raw.get("kwargs") or {}
+    try:
+        json.dumps(kwargs)
+    except (TypeError, ValueError):
+        raise AlertConfigError(
+            f"{where}.kwargs: must be JSON (it may travel to the triggerer)"
+        ) from None
+    if not isinstance(kwargs, Mapping):
+        raise AlertConfigError(f"{where}.kwargs: must be a mapping")
+    body, title = raw.get("body", "body"), raw.get("title")
+    for name, value in (("body", body), ("title", title)):
+        if value is not None and (not isinstance(value, str) or not value.isidentifier()):
+            raise AlertConfigError(f"{where}.{name}: {value!r} is not a keyword argument name")
+    return NotifierChannel(raw["class"], tuple(sorted(kwargs.items())), body, title)
 
 
 def _conn_id(value: Any, where: str) -> str:
