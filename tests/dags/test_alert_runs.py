@@ -206,3 +206,30 @@ def test_dag_test_of_a_successful_run_with_a_deadline(
     dagrun = run_for_day(dag, FIRST - dt.timedelta(days=5))
 
     assert dagrun.state == "success"
+
+
+def test_an_empty_export_in_fail_mode_sends_one_alert_naming_the_check(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    s3: Any,
+    sim: Any,
+    inbox: tuple[MailReceiver, WebhookReceiver],
+    run_for_day: Any,
+) -> None:
+    mail, hooks = inbox
+    document = registry_document(empty="fail")
+    (status,) = document["exports"][OLERIA]["oleria"]["filter_by"]
+    status["values"] = ["no_such_status"]  # a filter nothing matches: an empty export
+    dag = load_dag(tmp_path, monkeypatch, document)
+    day = FIRST - dt.timedelta(days=6)
+
+    dagrun = run_for_day(dag, day)
+
+    assert dagrun.state == "failed"
+    (message,) = mail.messages()
+    (call,) = hooks.calls()
+    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+        assert f"Export {OLERIA} failed" in text
+        assert f"quality gate failed for {OLERIA} dt={day}" in text
+        assert "(empty)" in text
