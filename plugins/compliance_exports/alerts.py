@@ -27,7 +27,6 @@ are imported when a message is sent.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import html
 import logging
@@ -423,9 +422,8 @@ class RunAlerts:
 
     channels: AlertChannels
     failure: bool = True
-    #: exports of the DAG (task group ids), so a task outside them is reported as is
+    #: the DAG's exports (its task group ids)
     exports: tuple[str, ...] = ()
-    sent: list[AlertMessage] = dataclasses.field(default_factory=list, repr=False)
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         dag = context["dag"]
@@ -442,7 +440,6 @@ class RunAlerts:
         for message in messages:
             errors = self.channels.send(message, context)
             log.info("alert sent: %s%s", message.title, f" (errors: {errors})" if errors else "")
-        self.sent.extend(messages)
 
 
 def _base_url() -> str:
