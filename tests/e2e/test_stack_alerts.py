@@ -1,6 +1,8 @@
-"""A missed deadline alerts on the local stack: the real scheduler finds the missed
-DeadlineAlert and the real triggerer runs its AsyncCallback (DeadlineMissedNotifier,
-imported from plugins/), which sends through the stack's SMTP server and webhook receiver.
+"""Alerts on the local stack, from the components that send them in production: a missed
+deadline (the real scheduler finds the missed DeadlineAlert, the real triggerer runs its
+AsyncCallback, DeadlineMissedNotifier imported from plugins/) and a failed export (the
+DAG processor runs the DAG's failure callback), through the stack's SMTP server and
+webhook receiver.
 
 A stack of its own (``make up`` with a registry of one export whose ``deadline`` is one
 minute after the interval end), so it never disturbs the session's stack. The run is
@@ -9,6 +11,7 @@ created for an interval that ended long ago: its deadline has passed when it is 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
@@ -29,17 +32,20 @@ from tests.conftest import _stack_command
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 OLERIA = "oleria_employee_events"
+BROKEN = "broken_employee_events"
 
 
 @pytest.fixture(scope="module")
 def late_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, StackClient]]:
     root = tmp_path_factory.mktemp("deadline")
     shipped = yaml.safe_load(DEFAULT_REGISTRY.read_text())
-    defaults = {**shipped["defaults"], "deadline": "1m", "verify": False}
+    defaults = {**shipped["defaults"], "deadline": "1m", "verify": False, "retry_delay": "1s"}
+    broken = copy.deepcopy(shipped["exports"][OLERIA])
+    broken.update(dag="broken_exports", dataset="broken_events", retries=2)
+    broken["schema"]["name"] = "int64"  # the vendor's names do not parse: landing fails
+    exports = {OLERIA: shipped["exports"][OLERIA], BROKEN: broken}
     registry = root / "exports.yaml"
-    registry.write_text(
-        yaml.safe_dump({"defaults": defaults, "exports": {OLERIA: shipped["exports"][OLERIA]}})
-    )
+    registry.write_text(yaml.safe_dump({"defaults": defaults, "exports": exports}))
     state_dir = root / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
     env.update(
@@ -54,7 +60,7 @@ def late_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
         info = json.loads((state_dir / "stack.json").read_text())
         client = StackClient.from_stack(info)
         client.wait_for_healthy(timeout=180)
-        client.wait_for_dags(["oleria_exports"], timeout=300)
+        client.wait_for_dags(["oleria_exports", "broken_exports"], timeout=300)
         yield state_dir, client
     finally:
         _stack_command("down", env)
@@ -109,3 +115,37 @@ def _wait_for_alerts(state_dir: Path, run_id: str, timeout: float) -> tuple[list
             calls = [c for c in hooks.calls() if "is late" in c["json"]["title"]]
             return mails, calls
         time.sleep(3)
+
+
+def test_a_failed_export_alerts_from_the_dag_processor(
+    late_stack: tuple[Path, StackClient],
+) -> None:
+    """The failure callback as the real DAG processor runs it (task states and XComs
+    through the Task SDK's API): one e-mail for the failed export, its error, a log link
+    to the stack's UI."""
+    state_dir, client = late_stack
+    api_url = json.loads((state_dir / "stack.json").read_text())["api_url"]
+    logical = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=4)
+    client.set_paused("broken_exports", False)
+    run = client.rest(
+        "POST", "/api/v2/dags/broken_exports/dagRuns", json={"logical_date": logical.isoformat()}
+    )
+    assert run.status_code == 200, run.text
+    run_id = run.json()["dag_run_id"]
+    mail = MailReceiver(state_dir / "mail")
+
+    found: list[Any] = []
+    give_up = time.monotonic() + 300
+    while not found and time.monotonic() < give_up:
+        time.sleep(3)
+        found = [m for m in mail.messages() if f"{BROKEN} failed" in str(m["Subject"])]
+        found = [m for m in found if run_id in _text(m)]
+    time.sleep(5)
+    mine = [m for m in mail.messages() if run_id in _text(m) and "failed" in str(m["Subject"])]
+
+    assert len(mine) == 1, [m["Subject"] for m in mail.messages()]
+    text = _text(mine[0])
+    assert f"Export {BROKEN} failed" in text
+    assert "Error: BadRowError" in text
+    assert f"{api_url}/dags/broken_exports/runs/" in text
+    assert f"/tasks/{BROKEN}.land/mapped/0" in text
