@@ -163,6 +163,29 @@ def iam_s3() -> Iterator[str]:
             process.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def alert_receivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    """A real SMTP server and a webhook receiver on loopback (the local stack's own,
+    include/localstack/receivers.py), behind the shipped registry's alert connections
+    ``smtp_alerts`` and ``apprise_alerts`` for the whole session: a run that fails in
+    any later test still finds them listening."""
+    from include.localstack.receivers import MailReceiver, WebhookReceiver
+
+    root = tmp_path_factory.mktemp("alerts")
+    with MailReceiver(root / "mail") as mail, WebhookReceiver(root / "webhooks") as hooks:
+        set_connection("smtp_alerts", mail.connection())
+        set_connection("apprise_alerts", hooks.connection())
+        yield mail, hooks
+
+
+@pytest.fixture
+def inbox(alert_receivers: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The alert receivers, emptied for the test: ``mail, hooks = inbox``."""
+    for receiver in alert_receivers:
+        receiver.clear()
+    return alert_receivers
+
+
 @pytest.fixture
 def s3(s3_server: LocalS3) -> Iterator[LocalS3]:
     """The local S3 server, empty when the test starts, emptied after it."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,29 +27,12 @@ from compliance_exports.alerts import (
 )
 from compliance_exports.registry import DEFAULT_REGISTRY, RegistryError, parse_registry
 from include.localstack.receivers import MailReceiver, WebhookReceiver
-from tests.conftest import set_connection
 
 OLERIA = "oleria_employee_events"
 ALERTS = {
-    "email": {"conn_id": "smtp_unit_alerts", "to": ["security@example.com"]},
-    "webhooks": [{"apprise_conn_id": "apprise_unit_alerts"}],
+    "email": {"conn_id": "smtp_alerts", "to": ["security@example.com"]},
+    "webhooks": [{"apprise_conn_id": "apprise_alerts"}],
 }
-
-
-@pytest.fixture(scope="module")
-def receivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    root = tmp_path_factory.mktemp("unit-alerts")
-    with MailReceiver(root / "mail") as mail, WebhookReceiver(root / "webhooks") as hooks:
-        set_connection("smtp_unit_alerts", mail.connection())
-        set_connection("apprise_unit_alerts", hooks.connection())
-        yield mail, hooks
-
-
-@pytest.fixture
-def inbox(receivers: tuple[MailReceiver, WebhookReceiver]) -> tuple[Any, Any]:
-    for receiver in receivers:
-        receiver.clear()
-    return receivers
 
 
 def document(**defaults: Any) -> dict[str, Any]:
@@ -68,8 +50,8 @@ def test_alerts_and_deadline_are_parsed_per_entry() -> None:
     entry = registry.get(OLERIA)
     assert entry.alerts == AlertChannels(
         (
-            EmailChannel("smtp_unit_alerts", ("security@example.com",)),
-            AppriseChannel("apprise_unit_alerts"),
+            EmailChannel("smtp_alerts", ("security@example.com",)),
+            AppriseChannel("apprise_alerts"),
         )
     )
     assert entry.deadline == parse_deadline("06:00")
@@ -104,7 +86,7 @@ def test_the_exports_of_one_dag_agree_on_their_alerts() -> None:
     doc["exports"]["oleria_other"] = {
         **doc["exports"][OLERIA],
         "dataset": "other",
-        "alerts": {"webhooks": [{"apprise_conn_id": "apprise_unit_alerts"}]},
+        "alerts": {"webhooks": [{"apprise_conn_id": "apprise_alerts"}]},
     }
     with pytest.raises(RegistryError, match=r"oleria_other: shares dag .* alerts/deadline"):
         parse_registry(doc)
@@ -258,7 +240,7 @@ def test_a_successful_run_without_warnings_sends_nothing(
     mail, hooks = inbox
     facts = GivenRun({(f"{OLERIA}.land", 0): "success"}, {})
     monkeypatch.setattr("compliance_exports.alerts.RunFacts.load", lambda self: facts)
-    channels = AlertChannels((AppriseChannel("apprise_unit_alerts"),))
+    channels = AlertChannels((AppriseChannel("apprise_alerts"),))
 
     RunAlerts(channels, failure=False)({"dag": _Dag(), "run_id": facts.run_id})
 
@@ -315,7 +297,7 @@ def test_any_providers_notifier_plugs_in_by_class_path(
         "notifiers": [
             {
                 "class": "airflow.providers.apprise.notifications.apprise.AppriseNotifier",
-                "kwargs": {"apprise_conn_id": "apprise_unit_alerts"},
+                "kwargs": {"apprise_conn_id": "apprise_alerts"},
                 "body": "body",
                 "title": "title",
             }

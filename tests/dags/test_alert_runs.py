@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import yaml
 from compliance_exports.registry import DEFAULT_REGISTRY, REGISTRY_ENV
 from include.localstack.receivers import MailReceiver, WebhookReceiver
 from include.simulators.clock import days_ago
-from tests.conftest import REPO, set_connection
+from tests.conftest import REPO
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -31,22 +30,6 @@ ALERTS = {
     "email": {"conn_id": "smtp_alerts", "to": ["security@example.com"]},
     "webhooks": [{"apprise_conn_id": "apprise_alerts"}],
 }
-
-
-@pytest.fixture(scope="module")
-def receivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    root = tmp_path_factory.mktemp("alerts")
-    with MailReceiver(root / "mail") as mail, WebhookReceiver(root / "webhooks") as hooks:
-        set_connection("smtp_alerts", mail.connection())
-        set_connection("apprise_alerts", hooks.connection())
-        yield mail, hooks
-
-
-@pytest.fixture
-def inbox(receivers: tuple[MailReceiver, WebhookReceiver]) -> tuple[Any, Any]:
-    for receiver in receivers:
-        receiver.clear()
-    return receivers
 
 
 def registry_document(
