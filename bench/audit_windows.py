@@ -25,26 +25,21 @@ import io
 import json
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
-if _PLUGINS not in sys.path:  # `python -m bench.audit_windows` from the repository root
-    sys.path.insert(0, _PLUGINS)
-
-from compliance_exports.vendors.maxsight.audit import (  # noqa: E402
+from compliance_exports.vendors.maxsight.audit import (
     CountedEvents,
     Window,
     fetch_with_bisection,
     plan_pdf_windows,
     read_counting_csv,
 )
-from compliance_exports.vendors.maxsight.audit.window import format_ms, to_epoch_ms  # noqa: E402
-from compliance_exports.vendors.maxsight.query import (  # noqa: E402
+from compliance_exports.vendors.maxsight.audit.window import format_ms, to_epoch_ms
+from compliance_exports.vendors.maxsight.query import (
     PDF_EVENT_LIMIT,
 )
 

@@ -438,7 +438,11 @@ class Stack:
             "CE_API_PORT": str(free_port()),
             "CE_S3_PORT": str(free_port()),
             "CE_SIM_PORT_BASE": "0",
-            "PYTHONPATH": os.pathsep.join([str(self.checkout), str(self.checkout / "plugins")]),
+            # the measured checkout's own package first (src/; plugins/ before the src layout),
+            # ahead of the editable install of this work tree
+            "PYTHONPATH": os.pathsep.join(
+                str(self.checkout / part) for part in ("", "src", "plugins")
+            ),
         }
 
     def command(self, action: str, timeout: float) -> subprocess.CompletedProcess[str]:

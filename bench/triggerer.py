@@ -59,9 +59,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-_PLUGINS = str(REPO / "plugins")
-if _PLUGINS not in sys.path:  # `python -m bench.triggerer` from the repository root
-    sys.path.insert(0, _PLUGINS)
 
 RESULTS = REPO / "bench" / "results" / "triggerer.json"
 CONN_ID = "oleria_default"
@@ -512,7 +509,7 @@ def run(cfg: BenchConfig, *, profile: Path | None = None) -> dict[str, Any]:
 
 def code_version() -> dict[str, Any]:
     """The commit measured, and whether the trigger's code differs from it in the work tree."""
-    paths = ["plugins/compliance_exports/core", "plugins/compliance_exports/vendors/oleria"]
+    paths = ["src/compliance_exports/core", "src/compliance_exports/vendors/oleria"]
 
     def git(*args: str) -> str:
         try:

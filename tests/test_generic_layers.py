@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "compliance_exports"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "compliance_exports"
 CORE = sorted((PACKAGE / "core").rglob("*.py"))
 VENDOR_NAMES = re.compile(r"oleria|veza|sailpoint|maxsight", re.IGNORECASE)
 

@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack in the background")
     up.add_argument("--dags-folder", type=Path, default=REPO / "dags")
-    up.add_argument("--plugins-folder", type=Path, default=REPO / "plugins")
+    up.add_argument(
+        "--plugins-folder",
+        type=Path,
+        default=None,
+        help="Airflow plugins folder (default: HOME/plugins)",
+    )
     up.add_argument("--home", type=Path, default=DEFAULT_HOME, help="AIRFLOW_HOME and logs")
     up.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     up.add_argument("--worker-concurrency", type=int, default=4, help="task slots per worker")

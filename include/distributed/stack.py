@@ -200,7 +200,7 @@ def _database_url(pg_dsn: str, database: str, driver: str = "postgresql+psycopg2
 class DistributedStack:
     """Airflow with the CeleryExecutor on the local PostgreSQL and Redis, as processes.
 
-    >>> with DistributedStack(dags_folder=..., plugins_folder=..., home=...) as stack:
+    >>> with DistributedStack(dags_folder=..., home=...) as stack:
     ...     stack.rest("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     """
 
@@ -208,8 +208,8 @@ class DistributedStack:
         self,
         *,
         dags_folder: Path | str,
-        plugins_folder: Path | str,
         home: Path | str,
+        plugins_folder: Path | str | None = None,  # None: <home>/plugins (Airflow's default)
         extra_env: Mapping[str, str] | None = None,
         workers: int = 2,
         worker_concurrency: int = 4,
@@ -227,7 +227,7 @@ class DistributedStack:
         self.state = StackState(
             home=str(Path(home).resolve()),
             dags_folder=str(Path(dags_folder).resolve()),
-            plugins_folder=str(Path(plugins_folder).resolve()),
+            plugins_folder=str(Path(plugins_folder or Path(home) / "plugins").resolve()),
             database=f"ce_{secrets.token_hex(6)}",
             username=username,
             password=password or secrets.token_urlsafe(16),

@@ -58,8 +58,8 @@ class StackPorts:
 
 
 def pythonpath() -> str:
-    """The repo (``include``) and ``plugins`` (``compliance_exports``), as every process needs."""
-    return os.pathsep.join([str(REPO), str(REPO / "plugins")])
+    """The repo, for ``include`` (``compliance_exports`` is installed in the venv)."""
+    return str(REPO)
 
 
 def airflow_env(home: Path, *, api_port: int, log_ports: tuple[int, int]) -> dict[str, str]:
@@ -68,7 +68,6 @@ def airflow_env(home: Path, *, api_port: int, log_ports: tuple[int, int]) -> dic
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",

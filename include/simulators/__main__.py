@@ -329,7 +329,7 @@ def wait_for_signal() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from include.simulators import VENDORS  # (importing `include` puts plugins/ on sys.path)
+    from include.simulators import VENDORS
 
     args = parser().parse_args(argv)
     vendors = list(dict.fromkeys(args.vendors or VENDORS))

@@ -64,7 +64,7 @@ runpy.run_path(sys.argv[1])
 heavy = sorted({"pyarrow", "pandas", "duckdb", "openpyxl", "reportlab"} & set(sys.modules))
 print("HEAVY", heavy)
 """
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
         [sys.executable, "-c", code, str(REPO / "dags" / "compliance_exports.py")],
         capture_output=True, text=True, env=env, check=True, cwd=REPO,

@@ -183,9 +183,11 @@ class TestComposeFile:
     @pytest.mark.parametrize("name", [*AIRFLOW_SERVICES, "airflow-init", "simulators"])
     def test_project_folders_are_mounted(self, config: dict[str, Any], name: str) -> None:
         mounts = bind_mounts(config, name)
-        folders = ("include", "plugins") if name == "simulators" else ("dags", "plugins", "include")
+        folders = ("include",) if name == "simulators" else ("dags", "include")
         for folder in folders:
             assert mounts[f"/opt/airflow/{folder}"] == REPO / folder
+        if name != "simulators":  # the editable install's source (Dockerfile)
+            assert mounts["/opt/airflow/project/src"] == REPO / "src"
 
     def test_airflow_services_share_one_environment(self, config: dict[str, Any]) -> None:
         def airflow_settings(name: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The production topology run natively: PostgreSQL + Redis + CeleryExecutor.
 
 One stack for the whole module (~1.4 GiB PSS, one to two minutes of CPU to start),
-started with ``python -m include.distributed up`` on the repo's dags/ and plugins/
+started with ``python -m include.distributed up`` on the repo's dags/ (and the installed package)
 plus a probe DAG bundle (tests/distributed/dags, trigger in tests/distributed/plugins),
 and driven through the Python API (``DistributedStack.attach``). Connections to the
 conftest's simulators and local S3 reach every process through the environment. The
@@ -57,12 +57,12 @@ def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def stack_env(registry_file: Path) -> dict[str, str]:
-    """The repo's dags/ and plugins/ (the `up` defaults) plus the probe DAG and trigger."""
+    """The repo's dags/ (the `up` default) plus the probe DAG and trigger."""
     bundles = [
         {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
         {"name": "stack-probe", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(HERE / "dags")}},
     ]
-    python_path = [REPO, REPO / "plugins", HERE / "plugins"]
+    python_path = [REPO, HERE / "plugins"]
     return {
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
         "PYTHONPATH": os.pathsep.join(map(str, python_path)),

@@ -85,7 +85,6 @@ def stack(
     }
     native = DistributedStack(
         dags_folder=REPO / "dags",
-        plugins_folder=REPO / "plugins",
         home=tmp_path_factory.mktemp("pipeline-stack"),
         extra_env=env,
     )

@@ -3,7 +3,7 @@
 A simulator that imported the client (its report table, its query model, its parsers)
 would agree with the client by construction, and every test against it would prove
 nothing about the vendor docs. This guard parses every module under include/simulators/
-and fails on any import of ``compliance_exports`` or of anything under plugins/, naming
+and fails on any import of ``compliance_exports`` or of anything under src/, naming
 the file and the line.
 """
 
@@ -17,13 +17,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SIMULATORS = REPO / "include" / "simulators"
-PLUGINS = REPO / "plugins"
+SRC = REPO / "src"
 
 
 def client_roots() -> frozenset[str]:
-    """Top-level names the client code is importable by: ``plugins`` and what it holds."""
-    roots = {"plugins", "compliance_exports"}
-    for child in PLUGINS.iterdir():
+    """Top-level names the client code is importable by: ``src`` and what it holds."""
+    roots = {"src", "compliance_exports"}
+    for child in SRC.iterdir():
         if child.is_dir() and (child / "__init__.py").exists():
             roots.add(child.name)
         elif child.suffix == ".py" and child.stem != "__init__":
@@ -85,8 +85,8 @@ def test_the_simulators_import_no_client_code() -> None:
             ["x.py:2: imports compliance_exports.vendors.sailpoint.reports"],
         ),
         (
-            "import json, plugins.compliance_exports as c\n",
-            ["x.py:1: imports plugins.compliance_exports"],
+            "import json, src.compliance_exports as c\n",
+            ["x.py:1: imports src.compliance_exports"],
         ),
         (
             "def f():\n    from compliance_exports.core import http\n",
@@ -96,7 +96,7 @@ def test_the_simulators_import_no_client_code() -> None:
             "import importlib\nm = importlib.import_module('compliance_exports.registry')\n",
             ["x.py:2: imports compliance_exports.registry"],
         ),
-        ("q = __import__('plugins')\n", ["x.py:1: imports plugins"]),
+        ("q = __import__('src')\n", ["x.py:1: imports src"]),
         ("from include.simulators.base import Fault\nfrom . import data\n", []),
         ("import compliance_exports_sim\ntext = 'compliance_exports'\n", []),
     ],
@@ -105,5 +105,5 @@ def test_the_guard_finds_every_form_of_import(source: str, expected: list[str]) 
     assert client_imports(source, "x.py", client_roots()) == expected
 
 
-def test_the_client_roots_include_the_plugins_package() -> None:
-    assert {"plugins", "compliance_exports"} <= client_roots()
+def test_the_client_roots_include_the_src_package() -> None:
+    assert {"src", "compliance_exports"} <= client_roots()

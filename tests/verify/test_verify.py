@@ -503,7 +503,7 @@ def cli_env(endpoint: str, keys: tuple[str, str] = ("testing", "testing")) -> di
     key, secret = keys
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COMPLIANCE_"))}
     env.update(
-        PYTHONPATH=os.pathsep.join(["plugins", "."]),
+        PYTHONPATH=".",
         AWS_ACCESS_KEY_ID=key,
         AWS_SECRET_ACCESS_KEY=secret,
         AWS_DEFAULT_REGION="us-east-1",
