@@ -4,7 +4,9 @@
 * :class:`HeaderKey` - a static key in a named header, e.g. ``apikey``.
 * :class:`OAuth2ClientCredentials` - the client-credentials grant with a cached token,
   refreshed shortly before it expires and again when the API answers 401, after which
-  the request is replayed once.
+  the request is replayed once. A refused token request raises :class:`TokenRequestError`
+  with the token endpoint's own message (RFC 6749 ``error`` / ``error_description``, or
+  the vendor's error body read by the hook's parser).
 
 Token values are registered with Airflow's secrets masker as soon as they are known
 (``mask_secret`` in the sync flow, ``amask_secret`` in the async one: the sync call may
@@ -19,7 +21,7 @@ import hashlib
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -44,6 +46,45 @@ async def amask(secret: str | None) -> None:
     from airflow.sdk.log import amask_secret
 
     await amask_secret(secret)
+
+
+class TokenRequestError(FatalError):
+    """The token endpoint refused the client (wrong id or secret, unknown audience...).
+
+    ``vendor_message`` is the endpoint's own message; ``str()`` adds the status and a hint.
+    """
+
+    def __init__(self, message: str, *, status_code: int, vendor_message: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.vendor_message = vendor_message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_token_error, (str(self), self.status_code, self.vendor_message))
+
+
+def _token_error(message: str, status_code: int, vendor_message: str) -> TokenRequestError:
+    return TokenRequestError(message, status_code=status_code, vendor_message=vendor_message)
+
+
+def oauth_error_text(
+    response: httpx.Response, fallback: Callable[[httpx.Response], str] | None = None
+) -> str:
+    """The message of a token endpoint's error answer (body already read).
+
+    RFC 6749 5.2 ``{"error", "error_description"}`` first; otherwise ``fallback`` (the
+    vendor's error parser), else the start of the body.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        description = body.get("error_description")
+        return f"{body['error']}: {description}" if description else str(body["error"])
+    if fallback is not None:
+        return fallback(response)
+    return response.text[:300].strip()
 
 
 class BearerKey(httpx.Auth):
@@ -135,6 +176,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         cache: TokenCache | None = None,
+        error_parser: Callable[[httpx.Response], str] | None = None,
     ) -> None:
         if not token_url:
             raise FatalError("the connection has no token_url")
@@ -151,6 +193,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         self.refresh_margin = refresh_margin
         self._clock = clock
         self.cache = cache or shared_token_cache(token_url, client_id, client_secret, audience)
+        #: reads the vendor's error body when the endpoint does not answer as RFC 6749 says
+        self.error_parser = error_parser
 
     # -- the shared, I/O-free steps ---------------------------------------------------
 
@@ -175,9 +219,12 @@ class OAuth2ClientCredentials(httpx.Auth):
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code != 200:
-            raise FatalError(
-                f"token endpoint answered {response.status_code}: check the client id and secret"
-            )
+            said = oauth_error_text(response, self.error_parser)
+            message = f"token endpoint answered {response.status_code}"
+            message += f": {said}" if said else ""
+            if response.status_code in (400, 401):
+                message += " (check the client id and secret)"
+            raise TokenRequestError(message, status_code=response.status_code, vendor_message=said)
         try:
             body = response.json()
             value = str(body["access_token"])

@@ -7,6 +7,12 @@ connection into a :class:`VendorTransport` (sync for workers, async for the trig
 and offers the lifecycle calls, each with an ``a_`` async twin where the triggerer
 needs it: ``submit_export``, ``get_export_state`` / ``a_get_export_state``,
 ``cancel_export`` / ``a_cancel_export``, ``open_download``.
+
+``test_connection()`` (the UI's Test button, the trigger form's dry run) is the base's
+too: the vendor declares only its probe (``probe_call``: the cheapest documented read
+that proves the credentials, never starting an export), and the base makes it through a
+transport of its own with a small retry budget, turning every failure into
+``(False, message)`` with the vendor's own words and never the connection's secret.
 """
 
 from __future__ import annotations
@@ -23,17 +29,24 @@ from typing import Any, ClassVar
 import httpx
 from airflow.sdk import BaseHook
 
-from compliance_exports.core.auth import amask, mask
-from compliance_exports.core.errors import ExportError, ExportValidationError, FatalError
+from compliance_exports.core.auth import TokenRequestError, amask, mask
+from compliance_exports.core.errors import (
+    ExportError,
+    ExportValidationError,
+    FatalError,
+    RetryableError,
+)
 from compliance_exports.core.http import (
     DEFAULT_TIMEOUT,
     AmbiguousSubmitError,
     ApiCall,
     VendorResponseError,
     VendorTransport,
+    VendorUnreachableError,
     check_base_url,
     default_error_parser,
     default_retry_after,
+    describe,
     ssl_context,
 )
 from compliance_exports.core.retry import RetryPolicy
@@ -42,6 +55,12 @@ from compliance_exports.core.states import ExportState, StatusMap
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?["']?([^"';]+)["']?""", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TRUE = {"1", "true", "yes", "on"}
+
+#: test_connection's retry budget: a person waits at the Test button (or on a dry run),
+#: so one retry of a 429/5xx/dropped connection, within 10 s, instead of minutes.
+PROBE_RETRY_POLICY = RetryPolicy(max_attempts=2, max_elapsed=10.0, base_delay=0.5, max_delay=2.0)
+#: and its timeouts, each capped here (a shorter one of the connection's extra wins)
+PROBE_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 
 def extra_flag(extra: Mapping[str, Any], name: str) -> bool:
@@ -64,6 +83,28 @@ def timeout_from_extra(extra: Mapping[str, Any], given: httpx.Timeout | None) ->
     if seconds <= 0:
         raise ExportValidationError("extra.timeout", "must be positive")
     return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_TIMEOUT.connect or seconds))
+
+
+def probe_timeout(configured: httpx.Timeout) -> httpx.Timeout:
+    """``configured`` with each limit capped by :data:`PROBE_TIMEOUT`."""
+
+    def cap(value: float | None, limit: float | None) -> float | None:
+        return limit if value is None else min(value, limit or value)
+
+    return httpx.Timeout(
+        connect=cap(configured.connect, PROBE_TIMEOUT.connect),
+        read=cap(configured.read, PROBE_TIMEOUT.read),
+        write=cap(configured.write, PROBE_TIMEOUT.write),
+        pool=cap(configured.pool, PROBE_TIMEOUT.pool),
+    )
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` with every occurrence of each (non-empty) secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def verify_from_extra(extra: Mapping[str, Any]) -> bool | ssl.SSLContext:
@@ -133,9 +174,16 @@ class ExportHook(BaseHook):
         retry_policy: RetryPolicy | None = None,  # None: defaults tuned by extra retry_*
         timeout: httpx.Timeout | None = None,  # None: DEFAULT_TIMEOUT, or extra "timeout"
         sleep_limit: float | None = None,  # a longer Retry-After raises LongWaitRequested
+        **named: Any,  # the connection id by its Airflow name (``conn_name_attr``)
     ) -> None:
+        # Airflow builds a hook from a connection (the UI's Test button, ``Connection.
+        # get_hook``) as ``hook_class(**{conn_name_attr: conn_id})``
+        named_conn_id = named.pop(self.conn_name_attr, None)
+        if named:
+            unknown = ", ".join(sorted(named))
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {unknown}")
         super().__init__()
-        self.conn_id = conn_id or self.default_conn_name
+        self.conn_id = conn_id or named_conn_id or self.default_conn_name
         self.retry_policy = retry_policy
         self.timeout = timeout
         self.sleep_limit = sleep_limit
@@ -190,6 +238,20 @@ class ExportHook(BaseHook):
         """Whether a download failed because its (presigned) link expired."""
         return False
 
+    def probe_call(self) -> ApiCall:
+        """The cheapest documented read that proves the credentials work (``test_connection``).
+
+        It must start nothing at the vendor: a list, or the status of a job that cannot
+        exist (then ``ok`` includes the vendor's "not found", which it answers only to an
+        authenticated client). Built after the connection is read (``self.extra`` is set).
+        """
+        raise NotImplementedError
+
+    def probe_problem(self, response: httpx.Response) -> str | None:
+        """Why an answer to the probe (its status in ``probe_call().ok``) does not prove
+        that this is the vendor's API (e.g. a bare 404 from some other server), or None."""
+        return None
+
     def base_url_of(self, conn: Any) -> str:
         extra = conn.extra_dejson
         return check_base_url(
@@ -198,15 +260,18 @@ class ExportHook(BaseHook):
 
     # -- connection -> transport ---------------------------------------------------------
 
-    def _build_transport(self, conn: Any) -> VendorTransport:
+    def _build_transport(self, conn: Any, *, probe: bool = False) -> VendorTransport:
+        """The transport of ``conn``; ``probe``: test_connection's small budget."""
         self.extra = dict(conn.extra_dejson)
         base_url = self.base_url_of(conn)
+        policy = self.retry_policy or RetryPolicy.from_extra(self.extra)
+        timeout = timeout_from_extra(self.extra, self.timeout)
         return VendorTransport(
             vendor=self.vendor,
             base_url=base_url,
             auth=self.auth_for(conn, base_url),
-            policy=self.retry_policy or RetryPolicy.from_extra(self.extra),
-            timeout=timeout_from_extra(self.extra, self.timeout),
+            policy=PROBE_RETRY_POLICY if probe else policy,
+            timeout=probe_timeout(timeout) if probe else timeout,
             verify=verify_from_extra(self.extra),
             error_parser=self.parse_error,
             retry_after=self.retry_after_of,
@@ -238,6 +303,62 @@ class ExportHook(BaseHook):
     async def aclose(self) -> None:
         if self._atransport is not None:
             await self._atransport.aclose()
+
+    # -- test_connection -----------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Authenticate and make the vendor's probe (:meth:`probe_call`): ``(True, what
+        answered)``, or ``(False, why)`` in the vendor's words. Never raises; the message
+        never holds the connection's password (client secret or API key)."""
+        secret: str | None = None
+        base_url = ""
+        try:
+            conn = self.get_connection(self.conn_id)
+            secret = conn.password
+            mask(secret)
+            transport = self._build_transport(conn, probe=True)
+            base_url = transport.base_url
+            try:
+                call = self.probe_call()
+                response = transport.request(call)
+            finally:
+                transport.close()
+            problem = self.probe_problem(response)
+            where = describe(call.method, call.path)
+            if problem is not None:
+                ok, message = False, f"{self.hook_name}: {where} answered {response.status_code}: "
+                message += problem
+            else:
+                ok = True
+                message = (
+                    f"{self.hook_name} accepted the credentials: {where} answered "
+                    f"{response.status_code} (nothing was exported)"
+                )
+        except Exception as exc:  # the Test button shows a message, never a traceback
+            ok, message = False, self._probe_failure(exc, base_url)
+        message = scrub(message, secret)
+        (self.log.info if ok else self.log.warning)("test_connection %s: %s", self.conn_id, message)
+        return ok, message
+
+    def _probe_failure(self, exc: Exception, base_url: str) -> str:
+        name = self.hook_name
+        if isinstance(exc, NotImplementedError):
+            return f"{type(self).__name__} declares no probe_call: its connection cannot be tested"
+        if isinstance(exc, ExportValidationError):
+            return f"the {name} connection {self.conn_id!r} is not usable: {exc}"
+        if isinstance(exc, TokenRequestError):
+            return f"{name} refused the credentials: {exc}"
+        if isinstance(exc, VendorResponseError):
+            if exc.status_code in (401, 403):
+                return f"{name} refused the credentials: {exc}"
+            return f"{name} answered an error: {exc}"
+        if isinstance(exc, VendorUnreachableError):  # connection refused, DNS, timeouts
+            return f"cannot reach {name} at {base_url or 'its host'}: {exc}"
+        if isinstance(exc, RetryableError):  # 429 or 5xx, from the API or the token endpoint
+            return f"{name} did not answer usefully (try again later): {exc}"
+        if isinstance(exc, ExportError | httpx.HTTPError):
+            return f"{name}: {exc}"
+        return f"{name}: {type(exc).__name__}: {exc}"
 
     # -- the lifecycle -------------------------------------------------------------------
 

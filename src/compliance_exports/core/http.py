@@ -71,6 +71,11 @@ class AmbiguousSubmitError(FatalError):
     asked_at: dt.datetime | None = None
 
 
+class VendorUnreachableError(RetryableError):
+    """No answer: the connection was refused or dropped, the name did not resolve, or a
+    timeout struck (after every retry, or about to be retried)."""
+
+
 class LongWaitRequested(RetryableError):
     """The vendor asked for a wait (``retry_after`` s) longer than a worker may sleep."""
 
@@ -361,7 +366,9 @@ class VendorTransport:
                 f"{self.vendor} may have created a job that this task does not know of; "
                 "it is not sent again, so that one intent never makes two jobs"
             ) from None
-        return RetryableError(f"{where} failed: {type(exc).__name__}")
+        detail = str(exc).strip()[:200]  # the OS's words ("Connection refused"), no URL
+        reason = f"{type(exc).__name__} ({detail})" if detail else type(exc).__name__
+        return VendorUnreachableError(f"{where} failed: {reason}")
 
     def _check_resend(self, call: ApiCall, error: RetryableError) -> None:
         status = getattr(error, "status_code", None)

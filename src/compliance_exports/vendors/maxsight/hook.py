@@ -3,10 +3,16 @@
 ``GET {base}/v5/audit-sentinel/events/export`` with the ``apikey`` header; no job, no
 polling. Errors are ``{"errors": [{"code", "message", "source"}]}``; rate limits come as
 ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-Secs`` (and ``Retry-After`` on a 429).
+
+``test_connection``: Maxsight documents no other endpoint (no job, no count, no list), so
+the probe is the export itself over an empty window: one instant (both bounds inclusive)
+years before any tenant's events, as a CSV. It proves the key with a 200 and a header
+line; nothing is exported.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +25,8 @@ from compliance_exports.core.http import ApiCall, default_retry_after
 from compliance_exports.vendors.maxsight.query import AuditExportQuery
 
 EXPORT_PATH = "/v5/audit-sentinel/events/export"
+#: the probe's window: one instant with no audit event at any tenant
+PROBE_INSTANT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 class MaxsightHook(ExportHook):
@@ -43,6 +51,11 @@ class MaxsightHook(ExportHook):
 
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         return HeaderKey(conn.password or "", header="apikey")
+
+    def probe_call(self) -> ApiCall:
+        return self.export_call(
+            AuditExportQuery(range_start=PROBE_INSTANT, range_end=PROBE_INSTANT)
+        )
 
     def export_call(self, query: AuditExportQuery) -> ApiCall:
         return ApiCall(

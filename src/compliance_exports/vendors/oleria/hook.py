@@ -5,6 +5,10 @@
 five minutes that needs (and gets) no Oleria credentials. Errors are ``{code, message}``.
 A submission whose answer was lost cannot be recovered (no download listing): the task
 fails saying a download may exist.
+
+``test_connection`` gets a token and reads the status of a download that cannot exist
+(the nil UUID): Oleria documents no listing, and its 404 ``{code, message}`` comes only
+to a client whose token the API accepted. Nothing is started.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from compliance_exports.core.http import ApiCall, VendorResponseError, check_bas
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 
 DOWNLOADS = "/v1/downloads"
+#: a download id no tenant has (the nil UUID): test_connection reads its status
+PROBE_ID = "00000000-0000-0000-0000-000000000000"
 
 
 class OleriaHook(ExportHook):
@@ -71,7 +77,16 @@ class OleriaHook(ExportHook):
             client_id=conn.login or "",
             client_secret=conn.password or "",
             audience=conn.extra_dejson.get("audience"),
+            error_parser=self.parse_error,
         )
+
+    def probe_call(self) -> ApiCall:
+        return ApiCall("GET", f"{DOWNLOADS}/{PROBE_ID}", ok=(200, 404))
+
+    def probe_problem(self, response: httpx.Response) -> str | None:
+        if response.status_code == 404 and not _is_error_body(response):
+            return "not Oleria's {code, message} body: is the host Oleria's API base URL?"
+        return None
 
     def submit_call(self, request: Mapping[str, Any]) -> ApiCall:
         return ApiCall("POST", DOWNLOADS, json=dict(request), ok=(200, 201, 202))
@@ -111,6 +126,14 @@ class OleriaHook(ExportHook):
     def is_expired_link(self, error: VendorResponseError) -> bool:
         text = error.vendor_message.lower()
         return error.status_code == 403 and ("accessdenied" in text or "expired" in text)
+
+
+def _is_error_body(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "code" in body and "message" in body
 
 
 def _error_text(error: Mapping[str, Any]) -> str:

@@ -34,6 +34,10 @@ Known limits (the documented API gives no other signal):
 * a run whose answer was lost (:meth:`~SailPointHook.recover_submission` is not
   overridden) fails the task saying a report may exist: running the report again to get
   "the running task" back would start a second report once the first had finished.
+
+``test_connection`` gets a token and reads the result of a report task that cannot exist
+(32 zeros): what an unknown task gets is unpublished, a 404 ``ErrorResponseDto`` or an
+empty object, and either comes only to a token the API accepted. Nothing is run.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ from compliance_exports.core.states import ExportPhase, ExportState, StatusMap, 
 
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
 RUNNING = "RUNNING"  # our word for "no status yet": SailPoint has none
+#: a task result id no tenant has: test_connection reads its result
+PROBE_ID = "0" * 32
 #: How far the tenant's clock may run behind ours before a task "started before we asked"
 #: (used only when the answer has no ``Date`` header to read the tenant's clock from)
 CLOCK_SKEW = dt.timedelta(minutes=2)
@@ -107,7 +113,29 @@ class SailPointHook(ExportHook):
         token_url = urljoin(base_url + "/", extra.get("token_url") or "/oauth/token")
         check_base_url(token_url, allow_insecure_http=extra_flag(extra, "allow_insecure_http"))
         return OAuth2ClientCredentials(
-            token_url=token_url, client_id=conn.login or "", client_secret=conn.password or ""
+            token_url=token_url,
+            client_id=conn.login or "",
+            client_secret=conn.password or "",
+            error_parser=self.parse_error,
+        )
+
+    def probe_call(self) -> ApiCall:
+        return ApiCall(
+            "GET", f"{self.reports}/{PROBE_ID}/result", params={"completed": "false"}, ok=(200, 404)
+        )
+
+    def probe_problem(self, response: httpx.Response) -> str | None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 200 and isinstance(body, dict):
+            return None  # ReportResults, or the empty object of an unknown task
+        if isinstance(body, dict) and ("messages" in body or "detailCode" in body):
+            return None  # an ErrorResponseDto: the tenant's "not found"
+        return (
+            "not a SailPoint ReportResults or ErrorResponseDto: is the host the tenant's API "
+            "URL, and api_layout right?"
         )
 
     @property

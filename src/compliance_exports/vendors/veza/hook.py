@@ -10,6 +10,10 @@ its extension from the request's format when the download options carry it
 else from the download's Content-Type. Errors are google.rpc.Status
 ``{code, message, details}``. A create whose answer was lost cannot be recovered (no
 export listing is documented): the task fails saying an export may exist.
+
+``test_connection`` reads the status of an export that cannot exist (the nil UUID): Veza
+documents no listing, and its 404 google.rpc.Status ``NOT_FOUND`` comes only to a key
+the API accepted (a wrong one gets 401 ``UNAUTHENTICATED``). Nothing is started.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from compliance_exports.vendors.veza.validation import (
 )
 
 EXPORTS = "/api/preview/awf/exports/access_review"
+#: an export id no tenant has (the nil UUID): test_connection reads its status
+PROBE_ID = "00000000-0000-0000-0000-000000000000"
 RPC_CODES = {
     3: "INVALID_ARGUMENT",
     5: "NOT_FOUND",
@@ -76,6 +82,21 @@ class VezaHook(ExportHook):
 
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         return BearerKey(conn.password or "")
+
+    def probe_call(self) -> ApiCall:
+        return ApiCall("GET", f"{EXPORTS}/{PROBE_ID}", ok=(200, 404))
+
+    def probe_problem(self, response: httpx.Response) -> str | None:
+        if response.status_code != 404:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = body.get("code") if isinstance(body, dict) else None
+        if code in (5, "NOT_FOUND"):
+            return None
+        return "not Veza's NOT_FOUND status body: is the host the Veza URL?"
 
     def submit_call(self, request: Mapping[str, Any]) -> ApiCall:
         return ApiCall("POST", f"{EXPORTS}:create", json=dict(request))
