@@ -73,6 +73,9 @@ def airflow_env(home: Path, *, api_port: int, log_ports: tuple[int, int]) -> dic
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        # the connection form's Test button (and POST /api/v2/connections/test) runs the
+        # vendor hook's test_connection() in the api-server: one cheap read, no export
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         # SQLite allows one writer: wait up to a minute for the lock (scheduler, api-server,
         # dag-processor and CLI commands such as `airflow backfill create` all write)
         # instead of failing after sqlite3's default 5 s with "database is locked".

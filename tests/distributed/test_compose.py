@@ -215,6 +215,17 @@ class TestComposeFile:
             "http://airflow-apiserver:"
         )
 
+    def test_the_connection_test_button_is_enabled(self, config: dict[str, Any]) -> None:
+        """``[core] test_connection`` is Disabled by default: the UI's Test button and
+        ``POST /api/v2/connections/test`` need it Enabled, in the api-server above all."""
+        for name in AIRFLOW_SERVICES:
+            assert environment(config, name)["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+        # and the local stack (`make up`) the same way
+        from include.localstack.stack import airflow_env
+
+        local = airflow_env(Path("/tmp/home"), api_port=8080, log_ports=(8793, 8794))
+        assert local["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+
     def test_lake_connection_points_at_minio(self, config: dict[str, Any]) -> None:
         conn = connection(config, "aws_lake")
         assert conn["conn_type"] == "aws"
