@@ -216,3 +216,50 @@ def test_an_empty_export_in_fail_mode_sends_one_alert_naming_the_check(
         assert f"Export {OLERIA} failed" in text
         assert f"quality gate failed for {OLERIA} dt={day}" in text
         assert "(empty)" in text
+
+
+def test_a_row_count_far_off_the_trend_in_fail_mode_sends_one_alert_naming_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    s3: Any,
+    sim: Any,
+    inbox: tuple[MailReceiver, WebhookReceiver],
+    run_for_day: Any,
+) -> None:
+    """Three days land with the usual filter (the trend has no history yet: skipped, no
+    alert); the fourth day's export is narrowed to one status, far below their median.
+    The simulator holds ~100 events a day for this (its default is ~1)."""
+    mail, hooks = inbox
+    oleria = sim["oleria"]
+    with oleria.admin() as admin:
+        rows = admin.get("/_sim/config").json()["rows"]
+        admin.patch("/_sim/config", json={"rows": 73_000}).raise_for_status()
+    try:
+        first = FIRST - dt.timedelta(days=20)
+        last = (first + dt.timedelta(days=2)).isoformat()
+        document = registry_document(trend="fail")
+        dag = load_dag(tmp_path, monkeypatch, document)
+        history = run_for_day(
+            dag, first + dt.timedelta(days=2), {"range_start": str(first), "range_end": last}
+        )
+        assert history.state == "success"
+        assert (mail.messages(), hooks.calls()) == ([], [])
+
+        (status,) = document["exports"][OLERIA]["oleria"]["filter_by"]
+        status["values"] = ["suspended"]  # the vendor (or a filter) now returns a fraction
+        document["exports"][OLERIA]["quality"]["trend_band"] = [0.75, 1.5]
+        day = first + dt.timedelta(days=3)
+        dagrun = run_for_day(load_dag(tmp_path, monkeypatch, document), day)
+    finally:
+        with oleria.admin() as admin:
+            admin.patch("/_sim/config", json={"rows": rows}).raise_for_status()
+
+    assert dagrun.state == "failed"
+    (message,) = mail.messages()
+    (call,) = hooks.calls()
+    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+        assert f"Export {OLERIA} failed" in text
+        assert f"quality gate failed for {OLERIA} dt={day}" in text
+        assert "(trend)" in text
+        assert "of 3 earlier partitions" in text
