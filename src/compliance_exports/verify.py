@@ -42,6 +42,8 @@ __all__ = [
     "VerifyError",
     "VerifyReport",
     "check_pdf_windows",
+    "parse_manifest",
+    "unpublished_day",
     "verify_exports",
 ]
 
@@ -236,6 +238,43 @@ def verify_exports(
     return VerifyReport(checks, first, last)
 
 
+# --- shared with the evidence view (compliance_exports.ui.evidence) ----------------------
+
+
+def parse_manifest(data: bytes, uri: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The live manifest document read from ``uri``, or (None, why it cannot be read)."""
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        return None, f"the manifest {uri} is not JSON: {exc}"
+    if not isinstance(manifest, dict):
+        return None, f"the manifest {uri} is not a JSON object"
+    return manifest, None
+
+
+def unpublished_day(
+    kind: ExportKind, run_records: Sequence[str], manifest_uri: str
+) -> tuple[str, str | None]:
+    """``(status, problem)`` of a day that has no live manifest.
+
+    A windowed export has a partition for every day: the day is a :data:`GAP`. A snapshot
+    is taken only for days a run planned (``_runs/`` records, ``run_records``, their
+    URIs): planned but unpublished is a :data:`GAP`; never planned is :data:`NOT_RUN`
+    (the plan skipped it, e.g. a backfill older than ``snapshot_grace``), no problem.
+    """
+    if kind != ExportKind.SNAPSHOT:
+        return GAP, (
+            f"no manifest at {manifest_uri}: the day was never published "
+            f"(a {kind.value} export has a partition for every day)"
+        )
+    if run_records:
+        return GAP, (
+            f"a run planned this day ({run_records[0]}) "
+            f"but no manifest was published at {manifest_uri}"
+        )
+    return NOT_RUN, None
+
+
 # --- one partition ---------------------------------------------------------------------
 
 
@@ -313,13 +352,9 @@ class _PartitionVerifier:
                 self.problem(f"cannot read the manifest {uri}: {_describe(exc)}")
             return
         check.objects += 1
-        try:
-            manifest = json.loads(live)
-        except ValueError as exc:
-            self.problem(f"the manifest {uri} is not JSON: {exc}")
-            return
-        if not isinstance(manifest, dict):
-            self.problem(f"the manifest {uri} is not a JSON object")
+        manifest, unreadable = parse_manifest(live, str(uri))
+        if manifest is None:
+            self.problem(str(unreadable))
             return
         if isinstance(manifest.get("rows"), int):
             check.rows = manifest["rows"]
@@ -368,24 +403,14 @@ class _PartitionVerifier:
 
     def _no_manifest(self) -> None:
         check, entry = self.check, self.entry
-        if entry.kind != ExportKind.SNAPSHOT:
-            check.status = GAP
-            self.problem(
-                f"no manifest at {check.manifest}: the day was never published "
-                f"(a {entry.kind.value} export has a partition for every day)"
-            )
-            return
-        prefix = self.partition.run_records_prefix
-        listing = self._call("list_objects_v2", Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
-        records = [obj["Key"] for obj in listing.get("Contents", [])]
-        if records:
-            check.status = GAP
-            self.problem(
-                f"a run planned this day ({s3_uri(self.bucket, records[0])}) "
-                f"but no manifest was published at {check.manifest}"
-            )
-        else:
-            check.status = NOT_RUN
+        records: list[str] = []
+        if entry.kind == ExportKind.SNAPSHOT:
+            prefix = self.partition.run_records_prefix
+            listing = self._call("list_objects_v2", Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+            records = [s3_uri(self.bucket, obj["Key"]) for obj in listing.get("Contents", [])]
+        check.status, problem = unpublished_day(entry.kind, records, str(check.manifest))
+        if problem:
+            self.problem(problem)
 
     def _check_version_copy(self, manifest: Mapping[str, Any], live: bytes) -> None:
         from botocore.exceptions import ClientError

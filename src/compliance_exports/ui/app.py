@@ -1,0 +1,331 @@
+"""The evidence view's FastAPI app, served by the Airflow api-server under ``PREFIX``.
+
+Every route depends on the api-server's own ``requires_authenticated()``: an anonymous
+request gets 401, a browser logged in to the Airflow UI (its ``_token`` cookie) or a
+REST client with a Bearer token passes. FastAPI's own /docs, /redoc and /openapi.json
+are switched off, so no route escapes the dependency. See docs/EVIDENCE_VIEW.md.
+
+Routes (under ``/compliance-evidence``):
+
+* ``/``: the page (static HTML + JS, no build step);
+* ``/api/evidence?days=90``: the calendar of every export as JSON;
+* ``/manifest/<export>/<YYYY-MM-DD>``: the day's live manifest, as published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import requires_authenticated
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from compliance_exports.core.vendor import ExportKind
+from compliance_exports.ui.evidence import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    STATUSES,
+    AirflowRun,
+    EvidenceReader,
+    ExportTarget,
+    window,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/compliance-evidence"
+PAGE = Path(__file__).with_name("evidence.html")
+CLIENT_TTL = 300.0  # seconds an S3 client (and its connection's credentials) is reused
+_FAILED_TASK_STATES = ("failed", "upstream_failed")
+#: the api-server's own authentication dependency, on every route of the app
+AUTHENTICATED = requires_authenticated()
+
+
+# --- S3 clients and the registry ---------------------------------------------------------
+
+
+class _Clients:
+    """One boto3 S3 client per Airflow connection id, as the DAGs make it (S3Hook)."""
+
+    def __init__(self, ttl: float = CLIENT_TTL) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._clients: dict[str, tuple[float, Any]] = {}
+
+    def __call__(self, aws_conn_id: str) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._clients.get(aws_conn_id)
+            if cached and cached[0] > now:
+                return cached[1]
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        client = S3Hook(aws_conn_id=aws_conn_id).get_conn()
+        with self._lock:
+            self._clients[aws_conn_id] = (now + self.ttl, client)
+        return client
+
+
+_registry_cache: dict[str, tuple[float, Any]] = {}
+
+
+def current_registry() -> Any:
+    """The registry the DAGs use (``$COMPLIANCE_EXPORTS_REGISTRY`` or the default file),
+    parsed again when the file changes."""
+    from compliance_exports.registry import DEFAULT_REGISTRY, REGISTRY_ENV, load_registry
+
+    path = str(Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY))
+    mtime = Path(path).stat().st_mtime
+    cached = _registry_cache.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    registry = load_registry(path)
+    _registry_cache[path] = (mtime, registry)
+    return registry
+
+
+def export_targets(reader: EvidenceReader, registry: Any, first: dt.date) -> list[ExportTarget]:
+    """Every export of the registry, then every dataset of their lakes no entry lands any
+    more (a retired export's evidence stays; its ``<dataset>__changes`` partitions are
+    its own snapshot's and not listed)."""
+    targets = [ExportTarget.of(entry) for entry in registry.entries]
+    known = {(t.bucket, t.prefix, t.vendor, t.dataset) for t in targets}
+    lakes = {(t.aws_conn_id, t.bucket, t.prefix) for t in targets}
+    for conn_id, bucket, prefix in sorted(lakes):
+        for vendor, dataset in reader.lake_datasets(conn_id, bucket, prefix):
+            base = dataset.removesuffix("__changes")
+            if (bucket, prefix, vendor, dataset) in known or (
+                base != dataset and (bucket, prefix, vendor, base) in known
+            ):
+                continue
+            target = ExportTarget(
+                name=f"{vendor}.{dataset}",
+                vendor=vendor,
+                dataset=dataset,
+                kind=ExportKind.WINDOWED,
+                dag_id=None,
+                bucket=bucket,
+                prefix=prefix,
+                aws_conn_id=conn_id,
+                in_registry=False,
+            )
+            manifests = reader.manifests(target, first)
+            if not manifests:
+                continue  # nothing in the window: not worth a row
+            if any(summary.snapshot for _, summary in manifests.values()):
+                target = ExportTarget(**{**target.__dict__, "kind": ExportKind.SNAPSHOT})
+            targets.append(target)
+    return targets
+
+
+# --- Airflow's metadata --------------------------------------------------------------------
+
+
+def run_days(
+    conf: Mapping[str, Any] | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    timezone: str,
+) -> tuple[frozenset[dt.date], dt.date | None]:
+    """The days a DAG run planned (the trigger form's range, else its data interval, as
+    :func:`compliance_exports.runs.plan_slices` reads them) and the day a snapshot is
+    taken for (the last)."""
+    from compliance_exports.runs import days_of
+
+    conf = conf or {}
+    days: list[dt.date] = []
+    first, last = conf.get("range_start"), conf.get("range_end")
+    if first and last:
+        try:
+            a, b = dt.date.fromisoformat(str(first)[:10]), dt.date.fromisoformat(str(last)[:10])
+            days = [a + dt.timedelta(days=n) for n in range((b - a).days + 1)]
+        except ValueError:
+            days = []
+    elif start is not None and end is not None and end > start:
+        days = days_of(start, end, ZoneInfo(timezone))
+    return frozenset(days), (max(days) if days else None)
+
+
+def airflow_runs(
+    session: Any, timezones: Mapping[str, str], since: dt.datetime
+) -> list[AirflowRun]:
+    """The DAG runs of ``timezones``' DAGs created or covering days since ``since``,
+    with the exports (task groups) that have a failed task in each."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import or_, select
+
+    if not timezones:
+        return []
+    rows = session.execute(
+        select(
+            DagRun.dag_id,
+            DagRun.run_id,
+            DagRun.state,
+            DagRun.data_interval_start,
+            DagRun.data_interval_end,
+            DagRun.conf,
+        ).where(
+            DagRun.dag_id.in_(list(timezones)),
+            or_(DagRun.run_after >= since, DagRun.data_interval_end >= since),
+        )
+    ).all()
+    failed: dict[tuple[str, str], set[str]] = {}
+    unsuccessful = [row.run_id for row in rows if row.state != "success"]
+    if unsuccessful:
+        tis = session.execute(
+            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).where(
+                TaskInstance.dag_id.in_(list(timezones)),
+                TaskInstance.run_id.in_(unsuccessful),
+                TaskInstance.state.in_(_FAILED_TASK_STATES),
+            )
+        ).all()
+        for ti in tis:
+            group = ti.task_id.split(".", 1)[0]
+            failed.setdefault((ti.dag_id, ti.run_id), set()).add(group)
+    runs = []
+    for row in rows:
+        conf = row.conf if isinstance(row.conf, Mapping) else None
+        days, snapshot_day = run_days(
+            conf, row.data_interval_start, row.data_interval_end, timezones[row.dag_id]
+        )
+        runs.append(
+            AirflowRun(
+                dag_id=row.dag_id,
+                run_id=row.run_id,
+                state=str(getattr(row.state, "value", row.state)),
+                days=days,
+                snapshot_day=snapshot_day,
+                failed_exports=frozenset(failed.get((row.dag_id, row.run_id), ())),
+            )
+        )
+    return runs
+
+
+# --- the app ----------------------------------------------------------------------------
+
+
+def _last_day(targets: Sequence[ExportTarget], now: dt.datetime) -> dt.date:
+    """The last complete day: the newest partition a nightly run can have landed."""
+    from compliance_exports.runs import last_complete_day
+
+    zones = {target.timezone for target in targets} or {"UTC"}
+    return max(last_complete_day(now, ZoneInfo(zone)) for zone in zones)
+
+
+def calendar(
+    reader: EvidenceReader,
+    registry: Any,
+    days: int,
+    session: Any | None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The page's data: every export's calendar over ``days`` days ending yesterday."""
+    started = time.perf_counter()
+    now = now or dt.datetime.now(dt.UTC)
+    registry_targets = [ExportTarget.of(entry) for entry in registry.entries]
+    span = window(_last_day(registry_targets, now), days)
+    targets = export_targets(reader, registry, span[0])
+    runs: list[AirflowRun] = []
+    metadata = "unavailable"
+    if session is not None:
+        zones = {t.dag_id: t.timezone for t in targets if t.dag_id}
+        since = dt.datetime.combine(span[0], dt.time(), dt.UTC) - dt.timedelta(days=1)
+        try:
+            runs = airflow_runs(session, zones, since)
+            metadata = "ok"
+        except Exception as exc:  # the view still shows what the lake holds
+            log.warning("evidence view: cannot read DAG runs: %s", exc)
+    exports = _in_parallel(reader, targets, span, runs)
+    return {
+        "generated_at": now.isoformat(),
+        "first": span[0].isoformat(),
+        "last": span[-1].isoformat(),
+        "days": [day.isoformat() for day in span],
+        "statuses": list(STATUSES),
+        "metadata": metadata,
+        "exports": [export.to_dict() for export in exports],
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+
+
+def _in_parallel(
+    reader: EvidenceReader,
+    targets: Iterable[ExportTarget],
+    span: Sequence[dt.date],
+    runs: Sequence[AirflowRun],
+) -> list[Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    targets = list(targets)
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+        return list(pool.map(lambda t: reader.export_evidence(t, span, runs), targets))
+
+
+def create_app(reader: EvidenceReader | None = None) -> FastAPI:
+    """The evidence view's app; every route requires an authenticated Airflow user."""
+    reader = reader or EvidenceReader(_Clients())
+    app = FastAPI(
+        title="Compliance evidence",
+        dependencies=[Depends(AUTHENTICATED)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.reader = reader
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(request: Request) -> HTMLResponse:
+        base = str(request.scope.get("root_path", "")).rstrip("/")
+        html = PAGE.read_text(encoding="utf-8").replace("__BASE__", base)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/evidence")
+    def evidence(
+        session: SessionDep,
+        days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = DEFAULT_DAYS,
+    ) -> JSONResponse:
+        return JSONResponse(calendar(reader, current_registry(), days, session))
+
+    @app.get("/manifest/{export}/{day}")
+    def manifest(export: str, day: str) -> Response:
+        try:
+            when = dt.date.fromisoformat(day)
+        except ValueError:
+            raise HTTPException(422, f"{day!r} is not a YYYY-MM-DD day") from None
+        registry = current_registry()
+        first = when - dt.timedelta(days=1)
+        targets = {t.name: t for t in export_targets(reader, registry, first)}
+        target = targets.get(export)
+        if target is None:
+            raise HTTPException(404, f"no export {export!r}")
+        from botocore.exceptions import ClientError
+
+        try:
+            response = reader.client_for(target.aws_conn_id).get_object(
+                Bucket=target.bucket, Key=target.manifest_key(when)
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                raise HTTPException(404, f"no manifest of {export} for {day}") from None
+            raise HTTPException(502, f"cannot read the manifest: {code}") from None
+        body = response["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        return Response(data, media_type="application/json")
+
+    return app
