@@ -42,7 +42,9 @@ DOC = """Exports of {vendor} from the registry (`include/registry/exports.yaml`)
 Trigger form: pick a subset of exports, optionally a date range (one partition per day
 for windowed exports; snapshot exports take the vendor's current state only), a fresh
 export instead of re-attaching to jobs an earlier run started, vendor options, or a dry
-run that validates and plans without contacting the vendor.
+run that validates and plans, and tests each selected export's connection with one cheap
+read (nothing is submitted or exported): a dry run whose credentials or requests would
+fail fails, naming the export and the vendor's message.
 """
 
 
@@ -84,7 +86,10 @@ def trigger_form(entries: Sequence[ExportEntry]) -> dict[str, Param]:
             False,
             type="boolean",
             title="Dry run",
-            description="Validate and plan (logged), submit nothing, contact no vendor.",
+            description=(
+                "Validate and plan (logged), and test each export's connection with one "
+                "read: fails if the credentials would; submits and exports nothing."
+            ),
             section="What to export",
         ),
     }
@@ -161,8 +166,7 @@ def _plan_task(entry: ExportEntry, known: Sequence[str]) -> Any:
         for item in items:
             log.info("%s: partition dt=%s, request %s", entry.name, item["day"], item["request"])
         if (context.get("params") or {}).get("dry_run"):
-            _validate_dry_run(entry, items)
-            raise AirflowSkipException(f"dry run: {len(items)} slice(s) planned and validated")
+            raise AirflowSkipException(_dry_run(entry, items, context))
         from compliance_exports.pipeline import record_planned_days
 
         record_planned_days(entry, items, context)
@@ -171,11 +175,72 @@ def _plan_task(entry: ExportEntry, known: Sequence[str]) -> Any:
     return plan()
 
 
-def _validate_dry_run(entry: ExportEntry, items: Sequence[PlannedSlice]) -> None:
-    """Check every slice's request as the run would send it, without sending it."""
+def _validate_dry_run(entry: ExportEntry, items: Sequence[PlannedSlice]) -> list[str]:
+    """Check every slice's request as the run would send it, without sending it; return
+    what the vendor's rules refuse (one line per slice)."""
+    from compliance_exports.core.errors import ExportValidationError
+
+    refused = []
     for item in items:
-        entry.vendor.dry_run(entry, item)
-        log.info("dry run: %s dt=%s would be exported", entry.name, item["day"])
+        try:
+            entry.vendor.dry_run(entry, item)
+        except ExportValidationError as exc:
+            refused.append(f"dt={item['day']}: {exc}")
+            log.error("dry run: %s dt=%s would be refused: %s", entry.name, item["day"], exc)
+        else:
+            log.info("dry run: %s dt=%s would be exported", entry.name, item["day"])
+    return refused
+
+
+def _days_text(days: Sequence[str]) -> str:
+    shown = ", ".join(days) if len(days) <= 5 else f"{days[0]} .. {days[-1]}"
+    return f"{len(days)} day(s) ({shown})"
+
+
+def dry_run_report(entry: ExportEntry, items: Sequence[PlannedSlice]) -> dict[str, Any]:
+    """The dry run of ``entry``: every slice checked as it would be sent, and the export's
+    connection tested once (the vendor hook's ``test_connection``: one cheap read, no
+    export). What would be exported and whether the credentials work, as JSON."""
+    refused = _validate_dry_run(entry, items)
+    ok, message = entry.vendor.check_connection(entry.conn_id)
+    return {
+        "export": entry.name,
+        "vendor": entry.vendor.name,
+        "dataset": entry.dataset,
+        "days": [item["day"] for item in items],
+        "requests": [{"day": item["day"], "request": item["request"]} for item in items],
+        "refused": refused,
+        "connection": entry.conn_id,
+        "credentials_ok": ok,
+        "credentials": message,
+    }
+
+
+def _dry_run(entry: ExportEntry, items: Sequence[PlannedSlice], context: Mapping[str, Any]) -> str:
+    """Report the dry run (log, and XCom ``dry_run`` of ``plan``); return its summary, or
+    raise ``AirflowFailException`` naming the export when the real run would fail: a
+    request the vendor's rules refuse, or credentials the vendor refuses (its message)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    report = dry_run_report(entry, items)
+    would = f"{entry.name} would export {_days_text(report['days'])} of {entry.dataset}"
+    verdict = "credentials work" if report["credentials_ok"] else "test failed"
+    credentials = f"connection {entry.conn_id!r}: {verdict}: {report['credentials']}"
+    log.info("dry run: %s", would)
+    (log.info if report["credentials_ok"] else log.error)(
+        "dry run: %s: %s", entry.name, credentials
+    )
+    ti = context.get("ti")
+    if ti is not None:
+        ti.xcom_push(key="dry_run", value=report)
+    problems = list(report["refused"])
+    if not report["credentials_ok"]:
+        problems.insert(0, credentials)
+    if problems:
+        raise AirflowFailException(
+            f"dry run of {entry.name}: the run would fail: " + "; ".join(problems)
+        )
+    return f"dry run: {would}; {credentials}"
 
 
 def _land_task(entry: ExportEntry) -> Callable[..., Any]:

@@ -208,17 +208,21 @@ def test_a_submission_whose_answer_was_lost_is_recovered_not_sent_again(
     _check_landed(s3, RECOVER_DAY, acme_sim, job_id)
 
 
-def test_a_dry_run_builds_the_operator_and_contacts_no_vendor(
+def test_a_dry_run_builds_the_operator_and_only_tests_the_connection(
     acme_dag: Any, acme_sim: AcmeSimulator, s3: Any, run_for_day: Any
 ) -> None:
     """The dry run instantiates the operator with every slice's kwargs and calls
-    build_request: a slice_request key the operator does not declare fails here."""
+    build_request (a slice_request key the operator does not declare fails here), and
+    tests the connection with the hook's probe_call: one GET, no job."""
     dagrun = run_for_day(acme_dag, DRY_RUN_DAY, {"dry_run": True})
 
     states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
     assert dagrun.state == "success", states
     assert states[f"{NAME}.plan"] == "skipped"
-    assert acme_sim.requests == []
+    assert [(r["method"], r["path"], r["status"]) for r in acme_sim.requests] == [
+        ("GET", "/api/exports/connection-probe", 404)
+    ]
+    assert acme_sim.jobs == {}
     assert s3.keys() == []
 
 

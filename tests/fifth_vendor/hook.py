@@ -6,6 +6,8 @@ job carries ``{"error": {"code", "message"}}``); ``GET /api/exports/{id}/file`` 
 the CSV. Errors are ``{"error": {"code", "message"}}``. ``GET /api/exports?dataset=..&
 since=..&until=..&submitted_after=..`` lists the jobs of a request submitted since a
 time: how a submission whose answer was lost is found again (:meth:`recover_submission`).
+``test_connection`` (the base's) reads the status of a job that cannot exist: Acme's 404
+``{"error"}`` comes only to an accepted key (a wrong one gets 401), and nothing starts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from compliance_exports.core.http import ApiCall
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
 
 EXPORTS = "/api/exports"
+#: a job id Acme never hands out: test_connection reads its status
+PROBE_ID = "connection-probe"
 #: how far the tenant's clock may run behind ours when we ask for jobs submitted since
 CLOCK_SLACK = dt.timedelta(seconds=5)
 
@@ -54,6 +58,20 @@ class AcmeHook(ExportHook):
 
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         return BearerKey(conn.password or "")
+
+    def probe_call(self) -> ApiCall:
+        return ApiCall("GET", f"{EXPORTS}/{PROBE_ID}", ok=(200, 404))
+
+    def probe_problem(self, response: httpx.Response) -> str | None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(
+            body.get("error" if response.status_code == 404 else "job"), dict
+        ):
+            return None
+        return "not an Acme answer: is the host the Acme API URL?"
 
     def submit_call(self, request: Mapping[str, Any]) -> ApiCall:
         return ApiCall("POST", EXPORTS, json=dict(request), ok=(200, 201, 202))

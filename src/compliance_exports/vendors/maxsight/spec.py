@@ -34,6 +34,7 @@ from compliance_exports.runs import iso_ms
 if TYPE_CHECKING:
     from airflow.sdk import Param
 
+    from compliance_exports.core.hooks import ExportHook
     from compliance_exports.registry import ExportEntry
     from compliance_exports.runs import ExportSlice
 
@@ -117,6 +118,11 @@ class MaxsightVendor(ExportVendor):
             "timezone": p.get("timezone"),
             "locale": p.get("locale", "en"),
         }
+
+    def hook_class(self) -> type[ExportHook]:
+        from compliance_exports.vendors.maxsight.hook import MaxsightHook
+
+        return MaxsightHook
 
     def dry_run(self, entry: ExportEntry, planned: PlannedSlice) -> None:
         from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
