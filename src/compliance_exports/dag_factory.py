@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, TaskGroup, task
+from airflow.sdk import DAG, Param, TaskGroup, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from compliance_exports.alerts import dag_alert_kwargs, task_alert_defaults
@@ -244,33 +244,20 @@ def _dry_run(entry: ExportEntry, items: Sequence[PlannedSlice], context: Mapping
 
 
 def _land_task(entry: ExportEntry) -> Callable[..., Any]:
-    """``land(trigger_rule=...)``: the task that lands a raw object as its partition."""
-    asset = Asset(entry.asset_uri, extra={"vendor": entry.vendor.name, "dataset": entry.dataset})
+    """``land(trigger_rule=...)``: the task that lands a raw object as its partition, to
+    map over ``{"raw", "planned"}`` kwargs (an operator class: OpenLineage asks it for
+    its datasets, docs/DESIGN.md "Lineage")."""
+    from compliance_exports.landing.operator import LandOperator, entry_asset
+
+    operator = LandOperator.for_entry(entry)
 
     def make(trigger_rule: str = "all_success") -> Any:
-        @task(task_id="land", outlets=[asset], trigger_rule=trigger_rule, **task_defaults(entry))
-        def land(raw: dict[str, Any], planned: dict[str, Any], **context: Any) -> dict[str, Any]:
-            """Land ``raw`` as the planned slice's partition (Parquet + manifest)."""
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from compliance_exports.landing.quality import QualityGateError
-            from compliance_exports.pipeline import land_export, publish_export_changes
-
-            try:
-                result = dict(land_export(entry, raw, planned, context.get("params") or {}))
-            except QualityGateError as gate:  # the same file fails the same checks: no retry
-                raise AirflowFailException(str(gate)) from gate
-            result["changes"] = publish_export_changes(entry, planned)
-            context["outlet_events"][asset].extra = {
-                "rows": result.get("rows"),
-                "manifest": result.get("manifest_uri"),
-                "version": result.get("version"),
-                "day": planned["day"],
-                "quality_warnings": result.get("warnings") or [],
-            }
-            return result
-
-        return land
+        return operator.partial(
+            task_id="land",
+            outlets=[entry_asset(entry)],
+            trigger_rule=trigger_rule,
+            **task_defaults(entry),
+        )
 
     return make
 

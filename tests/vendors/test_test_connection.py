@@ -194,3 +194,16 @@ def test_airflow_builds_the_hook_from_a_connection(sim: dict[str, Any]) -> None:
     assert VezaHook(veza_conn_id="veza_probe_model").conn_id == "veza_probe_model"
     with pytest.raises(TypeError, match="oleria_conn_id"):
         VezaHook(oleria_conn_id="x")
+
+
+def test_a_hook_that_declares_no_probe_says_so(sim: dict[str, Any]) -> None:
+    class NoProbeHook(VezaHook):
+        probe_call = ExportHook.probe_call  # type: ignore[assignment]
+
+    conn_id = _define("veza_probe_none", sim["veza"])
+
+    ok, message = NoProbeHook(conn_id).test_connection()
+
+    assert not ok
+    assert message == "NoProbeHook declares no probe_call: its connection cannot be tested"
+    assert _requests(sim["veza"]) == []

@@ -23,7 +23,7 @@ from airflow.sdk import BaseOperator
 
 from compliance_exports.core.errors import ExportValidationError, FatalError, RetryableError
 from compliance_exports.core.hooks import Download, ExportHook, safe_filename
-from compliance_exports.core.lineage import record_fetch_lineage
+from compliance_exports.core.lineage import fetch_lineage, openlineage_available
 from compliance_exports.core.states import ExportState
 from compliance_exports.landing.lake import LOCK_MODES, ObjectLock, version_of
 from compliance_exports.landing.layout import Partition, new_token, s3_uri
@@ -31,6 +31,7 @@ from compliance_exports.landing.manifest import redact
 from compliance_exports.landing.progress import MB, ProgressLog
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 UPLOAD_CONCURRENCY = 4
@@ -233,6 +234,8 @@ class ExportFetchOperator(BaseOperator):
         self.max_download_attempts = max_download_attempts
         self.progress_interval = progress_interval
         self.multipart_chunksize = multipart_chunksize
+        #: ``(vendor endpoint, RawObject)`` of each file this instance landed (lineage)
+        self._fetched: list[tuple[str, RawObject]] = []
 
     @cached_property
     def hook(self) -> ExportHook:
@@ -311,10 +314,7 @@ class ExportFetchOperator(BaseOperator):
             key = partition.raw_key(self.object_name(download, sniff_suffix(head)), new_token())
             version_id = self.upload(reader, key, download)
             progress.report(f"stored s3://{self.bucket}/{key}")
-        record_fetch_lineage(
-            self.hook, source_uri=download.source_uri, target_uri=s3_uri(self.bucket, key)
-        )
-        return RawObject(
+        raw = RawObject(
             bucket=self.bucket,
             key=key,
             uri=s3_uri(self.bucket, key),
@@ -331,6 +331,18 @@ class ExportFetchOperator(BaseOperator):
             jobs=[],
             request=redact(self.vendor_request()),
         )
+        # the same dict the task returns: what a caller adds to it (an export task's
+        # vendor_rows, after the deferral) is in the lineage too
+        self._fetched.append((download.source_uri, raw))
+        return raw
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """The OpenLineage provider's hook: the vendor export in, the raw objects out
+        (core/lineage.py), from the files this instance landed; after a deferral that is
+        the resumed instance, which landed them."""
+        if not self._fetched or not openlineage_available():
+            return None
+        return fetch_lineage(self._fetched)
 
     def object_name(self, download: Download, sniffed: str | None = None) -> str:
         """Deterministic per partition: ``<dataset><ext>`` by default.

@@ -245,7 +245,7 @@ class ExportHook(BaseHook):
         exist (then ``ok`` includes the vendor's "not found", which it answers only to an
         authenticated client). Built after the connection is read (``self.extra`` is set).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} declares no probe_call")
 
     def probe_problem(self, response: httpx.Response) -> str | None:
         """Why an answer to the probe (its status in ``probe_call().ok``) does not prove
@@ -343,7 +343,8 @@ class ExportHook(BaseHook):
     def _probe_failure(self, exc: Exception, base_url: str) -> str:
         name = self.hook_name
         if isinstance(exc, NotImplementedError):
-            return f"{type(self).__name__} declares no probe_call: its connection cannot be tested"
+            what = str(exc) or f"{type(self).__name__} lacks a method"
+            return f"{what}: its connection cannot be tested"
         if isinstance(exc, ExportValidationError):
             return f"the {name} connection {self.conn_id!r} is not usable: {exc}"
         if isinstance(exc, TokenRequestError):
