@@ -7,7 +7,7 @@ DATE ?=
 PYTEST_ARGS ?=
 SIM_PROFILE ?= default
 
-.PHONY: help venv run up down status test lint typecheck pytest pytest-next-year bench lock system-deps
+.PHONY: help venv run up down status test lint typecheck pytest pytest-next-year bench lock system-deps wheel
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ pytest: venv
 # simulators alike) a year ahead: nothing in them may depend on the calendar.
 pytest-next-year: venv
 	@SIM_TODAY=$$(date -u -d "+1 year" +%F) $(PY) -m pytest tests/dags/test_dag_runs.py tests/dags/test_manual_runs.py -k "not hostile" $(PYTEST_ARGS)
+
+wheel: venv ## build dist/compliance_exports-<version>-py3-none-any.whl (README "Add it to your Airflow")
+	@.cache/bootstrap/bin/uv build --wheel --out-dir dist
 
 bench: venv ## every benchmark; results in bench/results/*.json
 	@$(PY) -m bench

@@ -28,11 +28,13 @@ def _text(label: str, description: str, *, default: str | None = None) -> dict[s
     return {"label": label, "schema": schema, "description": description}
 
 
-def _number(label: str, description: str, *, integer: bool = False) -> dict[str, Any]:
+def _number(
+    label: str, description: str, *, integer: bool = False, minimum: float = 0
+) -> dict[str, Any]:
     kind = "integer" if integer else "number"
     return {
         "label": label,
-        "schema": {"type": [kind, "null"], "minimum": 0},
+        "schema": {"type": [kind, "null"], "minimum": minimum},
         "description": description,
     }
 
@@ -49,7 +51,10 @@ TRANSPORT_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Accept an http:// host (a simulator on loopback); never for a tenant.",
     },
     "retry_max_attempts": _number(
-        "Retry: max attempts", "Attempts per call, the first included; default 6.", integer=True
+        "Retry: max attempts",
+        "Attempts per call, the first included; default 6.",
+        integer=True,
+        minimum=1,
     ),
     "retry_max_elapsed": _number(
         "Retry: total budget (s)", "Seconds one call may spend retrying; default 300."
@@ -131,10 +136,12 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         login="Client ID",
         key_label="Client secret",
         fields={
+            # No schema default: Airflow's secrets masker redacts the value of any key
+            # containing "token" in the form's metadata, so a default would reach the form
+            # (and a saved connection) as "***". Empty means /oauth/token (the hook).
             "token_url": _text(
                 "Token URL",
-                "OAuth2 token endpoint; default /oauth/token on the host.",
-                default="/oauth/token",
+                "OAuth2 token endpoint; empty means /oauth/token on the host.",
             ),
             "api_layout": {
                 "label": "API layout",
