@@ -207,3 +207,22 @@ def test_a_hook_that_declares_no_probe_says_so(sim: dict[str, Any]) -> None:
     assert not ok
     assert message == "NoProbeHook declares no probe_call: its connection cannot be tested"
     assert _requests(sim["veza"]) == []
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_the_probe_holds_under_the_hostile_profile(
+    vendor: str, hostile_simulators: dict[str, Any]
+) -> None:
+    """Every CHOICE at its least convenient alternative (SailPoint's unknown task is
+    ``{}``, Maxsight refuses unknown parameters and may send an empty error body...)."""
+    simulator = hostile_simulators[vendor]
+    good = _define(f"{vendor}_probe_hostile", simulator)
+    wrong = _define(f"{vendor}_probe_hostile_wrong", simulator, password=WRONG_SECRET)
+
+    ok, message = HOOKS[vendor](good).test_connection()
+    assert ok, message
+
+    ok, message = HOOKS[vendor](wrong).test_connection()
+    assert not ok
+    assert f"{HOOKS[vendor].hook_name} refused the credentials" in message
+    assert WRONG_SECRET not in message
