@@ -72,7 +72,7 @@ MANIFEST = {
 
 def test_land_reads_the_raw_object_and_writes_the_partition() -> None:
     prefix = "curated/vendor=veza/dataset=ar/dt=2026-11-20/"
-    lineage = land_lineage(RAW, MANIFEST, bucket="compliance-lake", partition_prefix=prefix)
+    lineage = land_lineage(RAW, [(prefix, MANIFEST)], bucket="compliance-lake")
     assert [(d.namespace, d.name) for d in lineage.inputs] == [("s3://compliance-lake", RAW["key"])]
     [output] = [as_json(d) for d in lineage.outputs]
     assert (output["namespace"], output["name"]) == (
@@ -93,12 +93,42 @@ def test_land_reads_the_raw_object_and_writes_the_partition() -> None:
 
 def test_a_pdf_partition_has_no_schema_and_a_failed_land_only_its_input() -> None:
     evidence = {**MANIFEST, "rows": 0, "parts": []}
-    lineage = land_lineage(RAW, evidence, bucket="b-1", partition_prefix="curated/x/")
+    lineage = land_lineage(RAW, [("curated/x/", evidence)], bucket="b-1")
     [output] = [as_json(d) for d in lineage.outputs]
     assert "schema" not in output["facets"]
     assert output["outputFacets"]["outputStatistics"]["fileCount"] == 0
-    failed = land_lineage(RAW, None, bucket="b-1", partition_prefix="curated/x/")
+    failed = land_lineage(RAW, [], bucket="b-1")
     assert (len(failed.inputs), failed.outputs) == (1, [])
+
+
+def test_a_keyed_snapshot_also_writes_its_changes_from_the_earlier_day() -> None:
+    day = "curated/vendor=veza/dataset=ar/dt=2026-11-20/"
+    changes = {
+        **MANIFEST,
+        "rows": 3,
+        "schema": [{"name": "change", "type": "string"}, {"name": "at", "type": "timestamp[us]"}],
+    }
+    lineage = land_lineage(
+        RAW,
+        [(day, MANIFEST), (day.replace("=ar/", "=ar__changes/"), changes)],
+        bucket="b-1",
+        compared=["curated/vendor=veza/dataset=ar/dt=2026-11-19/"],
+    )
+    assert [d.name for d in lineage.inputs] == [
+        RAW["key"],
+        "curated/vendor=veza/dataset=ar/dt=2026-11-19",
+    ]
+    outputs = [as_json(d) for d in lineage.outputs]
+    assert [o["name"] for o in outputs] == [
+        "curated/vendor=veza/dataset=ar/dt=2026-11-20",
+        "curated/vendor=veza/dataset=ar__changes/dt=2026-11-20",
+    ]
+    fields = outputs[1]["facets"]["schema"]["fields"]
+    assert [(f["name"], f["type"]) for f in fields] == [
+        ("change", "string"),
+        ("at", "timestamp[us]"),
+    ]
+    assert outputs[1]["outputFacets"]["outputStatistics"]["rowCount"] == 3
 
 
 def test_an_unknown_type_is_reported_as_declared() -> None:

@@ -8,7 +8,9 @@ provider's listener calls when a task ends; this module builds what they return:
   object** (``s3://<bucket>``, its key) with its size and the vendor's row count;
 * a land task reads that raw object and writes the **curated partition**
   (``s3://<bucket>``, ``[<prefix>/]curated/vendor=<v>/dataset=<d>/dt=<day>``) with the
-  Parquet schema, the row count, size and file count, and the published version.
+  Parquet schema, the row count, size and file count, and the published version; a
+  keyed snapshot also writes its ``dataset=<d>__changes`` partition, read from the
+  earlier day it was compared with.
 
 Everything comes from what the finished task returned or wrote (a RawObject, the
 version's manifest): a deferred export resumes in a new operator instance, so nothing
@@ -106,30 +108,19 @@ def parquet_type(declared: str) -> str:
         return declared
 
 
-def land_lineage(
-    raw: Mapping[str, Any],
-    manifest: Mapping[str, Any] | None,
-    *,
-    bucket: str,
-    partition_prefix: str,
-) -> OperatorLineage:
-    """What a land task read (the raw object) and wrote (the partition ``manifest``
-    describes: its schema, rows, bytes and files); without a manifest (the task failed
-    before publishing), the input alone."""
-    from airflow.providers.openlineage.extractors import OperatorLineage
+def curated_partition(bucket: str, prefix: str, manifest: Mapping[str, Any]) -> OutputDataset:
+    """A published partition version, from its manifest: the schema of its Parquet parts
+    (none for a PDF, which lands as evidence only), its version, rows, bytes and files."""
     from openlineage.client.event_v2 import OutputDataset
     from openlineage.client.facet_v2 import dataset_version_dataset as version
     from openlineage.client.facet_v2 import output_statistics_output_dataset as stats
     from openlineage.client.facet_v2 import schema_dataset as schema
 
-    inputs = [raw_object_input(raw)]
-    if manifest is None:
-        return OperatorLineage(inputs=inputs)
     parts = list(manifest.get("parts") or [])
     facets: dict[str, Any] = {
         "version": version.DatasetVersionDatasetFacet(datasetVersion=str(manifest["version"]))
     }
-    if parts:  # a PDF lands as evidence only: no table, no schema
+    if parts:
         facets["schema"] = schema.SchemaDatasetFacet(
             fields=[
                 schema.SchemaDatasetFacetFields(
@@ -140,9 +131,9 @@ def land_lineage(
                 for position, column in enumerate(manifest.get("schema") or [], start=1)
             ]
         )
-    output = OutputDataset(
+    return OutputDataset(
         namespace=f"s3://{bucket}",
-        name=s3_name(partition_prefix),
+        name=s3_name(prefix),
         facets=facets,
         outputFacets={
             "outputStatistics": stats.OutputStatisticsOutputDatasetFacet(
@@ -152,4 +143,25 @@ def land_lineage(
             )
         },
     )
-    return OperatorLineage(inputs=inputs, outputs=[output])
+
+
+def land_lineage(
+    raw: Mapping[str, Any],
+    published: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    bucket: str,
+    compared: Sequence[str] = (),
+) -> OperatorLineage:
+    """What a land task read and wrote: the raw object in, each ``(partition prefix,
+    manifest)`` it ``published`` out (the day's partition; for a keyed snapshot also its
+    ``__changes`` partition, for which it read the ``compared`` earlier partitions'
+    prefixes). A task that failed before publishing reports its input alone."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from openlineage.client.event_v2 import InputDataset
+
+    inputs = [raw_object_input(raw)]
+    inputs += [InputDataset(namespace=f"s3://{bucket}", name=s3_name(p)) for p in compared]
+    return OperatorLineage(
+        inputs=inputs,
+        outputs=[curated_partition(bucket, prefix, manifest) for prefix, manifest in published],
+    )

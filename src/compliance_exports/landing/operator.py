@@ -76,24 +76,38 @@ class LandOperator(BaseOperator):
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
-        """The raw object in; the partition out, with the schema, rows and bytes of the
-        version this task published (read from its immutable manifest)."""
-        import datetime as dt
-
+        """The raw object in; out, the version this task published (the schema, rows and
+        bytes of its immutable manifest) and, for a keyed snapshot, the changes it
+        published (read from the earlier day it compared with)."""
         from compliance_exports.core.lineage import land_lineage, openlineage_available
-        from compliance_exports.pipeline import lake_options
 
         if not openlineage_available():
             return None
-        entry = self.entry
-        partition = entry.partition(dt.date.fromisoformat(self.planned["day"]))
-        manifest = None
-        if self._landed is not None:
-            store = lake_options(entry).store()
-            manifest = store.read_json(partition.version_key(str(self._landed["version"])))
-        return land_lineage(
-            self.raw,
-            manifest,
-            bucket=entry.lake.bucket,
-            partition_prefix=partition.curated_prefix,
-        )
+        published, compared = self._published() if self._landed is not None else ([], [])
+        return land_lineage(self.raw, published, bucket=self.entry.lake.bucket, compared=compared)
+
+    def _published(self) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+        """``([(partition prefix, manifest)], [prefixes read])`` of what this task landed."""
+        import dataclasses
+        import datetime as dt
+
+        from compliance_exports.landing.land import changes_partition
+        from compliance_exports.pipeline import lake_options
+
+        assert self._landed is not None
+        partition = self.entry.partition(dt.date.fromisoformat(self.planned["day"]))
+        store = lake_options(self.entry).store()
+        version = str(self._landed["version"])
+        manifest = store.read_json(partition.version_key(version))
+        published = [(partition.curated_prefix, manifest)] if manifest else []
+        compared: list[str] = []
+        changes = self._landed.get("changes") or {}
+        if changes.get("published"):
+            target = changes_partition(partition)
+            live = store.read_json(target.manifest_key)
+            # ours unless a later landing of the day replaced it since
+            if live and (live.get("changes_of") or {}).get("current_version") == version:
+                published.append((target.curated_prefix, live))
+                day = dt.date.fromisoformat(str(changes["previous_day"]))
+                compared.append(dataclasses.replace(partition, day=day).curated_prefix)
+        return published, compared
