@@ -92,33 +92,88 @@ def test_the_exports_of_one_dag_agree_on_their_alerts() -> None:
         parse_registry(doc)
 
 
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
 @pytest.mark.parametrize(
-    ("schedule", "timezone", "deadline", "hours"),
+    ("interval_end", "timezone", "deadline", "due"),
     [
-        ("0 0 * * *", "UTC", "06:00", 30),  # [D, D+1) ends 00:00, due 06:00 on D+1
-        ("0 2 * * *", "UTC", "06:00", 28),  # ends 02:00, due 4 h later
-        ("0 7 * * *", "Europe/Berlin", "06:00", 47),  # ends 07:00 > 06:00: the next morning
-        ("0 0 * * *", "UTC", "90m", 25.5),
-        ("0 * * * *", "UTC", "30m", 1.5),  # hourly: one hour, then 30 minutes
+        ("2026-11-21T00:00+00:00", "UTC", "06:00", "2026-11-21T06:00+00:00"),
+        ("2026-11-21T02:00+00:00", "UTC", "06:00", "2026-11-21T06:00+00:00"),
+        # an interval that ends at or after the time: the next morning
+        ("2026-11-21T07:00+01:00", "Europe/Berlin", "06:00", "2026-11-22T06:00+01:00"),
+        ("2026-11-21T06:00+01:00", "Europe/Berlin", "06:00", "2026-11-22T06:00+01:00"),
+        # daylight saving time starts on 2026-03-29 at 02:00 in Berlin: 06:00 is 04:00 UTC
+        # that day, five hours after midnight, not six
+        ("2026-03-29T00:00+01:00", "Europe/Berlin", "06:00", "2026-03-29T06:00+02:00"),
+        # and ends on 2026-10-25 at 03:00: 06:00 is seven hours after midnight
+        ("2026-10-25T00:00+02:00", "Europe/Berlin", "06:00", "2026-10-25T06:00+01:00"),
+        ("2026-03-08T00:00-05:00", "America/New_York", "06:00", "2026-03-08T06:00-04:00"),
+        # a delay is elapsed time after the interval ends, DST or not
+        ("2026-03-29T00:00+01:00", "Europe/Berlin", "90m", "2026-03-29T01:30+01:00"),
+        ("2026-11-21T00:00+00:00", "UTC", "6h", "2026-11-21T06:00+00:00"),
     ],
 )
-def test_the_deadline_is_measured_from_the_logical_date(
-    schedule: str, timezone: str, deadline: str, hours: float
+def test_the_deadline_is_a_local_time_after_the_interval_ends(
+    interval_end: str, timezone: str, deadline: str, due: str
 ) -> None:
     parsed = parse_deadline(deadline)
     assert parsed is not None
-    assert parsed.interval(schedule, timezone) == dt.timedelta(hours=hours)
+    assert parsed.due(utc(interval_end), timezone) == utc(due)
+    assert parsed.due(utc(interval_end), timezone).tzinfo == dt.UTC
+
+
+def test_the_deadline_reference_survives_serialization_and_evaluates_from_the_run(
+    airflow_db: Any,
+) -> None:
+    """Through Airflow's own encoder/decoder (what the DAG processor stores and the
+    scheduler reads back, finding the class through the package's plugin), then
+    evaluated against a real DagRun row."""
+    from airflow.models import DagRun
+    from airflow.serialization.decoders import decode_deadline_reference
+    from airflow.serialization.encoders import encode_deadline_reference
+    from airflow.utils.session import create_session
+
+    from compliance_exports.deadlines import LandedBy
+
+    parsed = parse_deadline("06:00")
+    assert parsed is not None
+    reference = LandedBy(deadline=parsed.to_json(), timezone="Europe/Berlin")
+    stored = json.loads(json.dumps(encode_deadline_reference(reference)))
+    assert stored["__class_path"] == "compliance_exports.deadlines.LandedBy"
+    decoded = decode_deadline_reference(stored)
+    assert decoded.inner_ref == reference
+
+    start, end = utc("2026-03-28T00:00+01:00"), utc("2026-03-29T00:00+01:00")
+    with create_session() as session:
+        run = DagRun(
+            dag_id="deadline_probe", run_id="scheduled__dst", logical_date=start,
+            data_interval=(start, end), run_type="scheduled", state="queued",
+        )  # fmt: skip
+        session.add(run)
+        session.flush()
+        due = decoded.evaluate_with(
+            session=session, interval=dt.timedelta(0), dag_id="deadline_probe", run_id=run.run_id
+        )
+        missing = decoded.evaluate_with(
+            session=session, interval=dt.timedelta(0), dag_id="deadline_probe", run_id="nope"
+        )
+        session.rollback()
+    assert due == utc("2026-03-29T06:00+02:00")
+    assert missing is None
 
 
 # --- the DAG -------------------------------------------------------------------------------
 
 
 def test_the_dag_gets_callbacks_and_a_serializable_deadline_alert() -> None:
-    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineReference
+    from airflow.sdk.definitions.deadline import AsyncCallback
     from airflow.serialization.serialized_objects import DagSerialization
 
     from compliance_exports.alerts import record_task_error
     from compliance_exports.dag_factory import build_dags
+    from compliance_exports.deadlines import LandedBy
 
     registry = parse_registry(document(alerts=ALERTS, deadline="06:00"))
     dag = build_dags(registry)["oleria_exports"]
@@ -129,8 +184,8 @@ def test_the_dag_gets_callbacks_and_a_serializable_deadline_alert() -> None:
     for task in dag.tasks:  # a mapped task keeps the callable, the others a list of one
         assert task.on_failure_callback in (record_task_error, [record_task_error]), task
     (alert,) = dag.deadline
-    assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
-    assert alert.interval == dt.timedelta(hours=30)
+    assert alert.reference == LandedBy(deadline=parse_deadline("06:00").to_json(), timezone="UTC")
+    assert alert.interval == dt.timedelta(0)
     assert isinstance(alert.callback, AsyncCallback)
     assert alert.callback.path == "compliance_exports.notifiers.DeadlineMissedNotifier"
     kwargs = alert.callback.kwargs

@@ -12,7 +12,8 @@ provider's notifier plugs in as one more :class:`AlertChannel`.
   run batched into one message.
 * :func:`deadline_alert` is the DAG's ``deadline``: a ``DeadlineAlert`` whose callback is
   an ``AsyncCallback`` of ``notifiers.DeadlineMissedNotifier`` (JSON-only kwargs: it runs in
-  the triggerer, which imports it from ``plugins/``).
+  the triggerer), due at a local time the scheduler computes from the run's data interval
+  (``deadlines.LandedBy``, registered through the package's Airflow plugin).
 
 Registry shape (``defaults:`` and/or per entry; the entries of one DAG must agree)::
 
@@ -557,23 +558,44 @@ def dag_callbacks(channels: AlertChannels, exports: Sequence[str]) -> dict[str, 
 @dataclass(frozen=True)
 class Deadline:
     """``"HH:MM"``: landed by that time (registry timezone) on the day the interval ends
-    (the next day if the interval ends later than that); ``"90m"`` / ``"6h"``: that long
-    after the interval ends."""
+    (the next day if the interval ends at or after that time); ``"90m"`` / ``"6h"``: that
+    long after the interval ends."""
 
     spec: str
     clock: dt.time | None = None
     after_end: dt.timedelta | None = None
 
-    def interval(self, schedule: str, timezone: str) -> dt.timedelta:
-        """The DeadlineAlert interval after the run's logical date (the interval start)."""
-        period, end_time = _cron_period(schedule, timezone)
+    def due(self, interval_end: dt.datetime, timezone: str) -> dt.datetime:
+        """When a run whose data interval ends at ``interval_end`` is late, as wall-clock
+        time in ``timezone``: a day that changes to or from daylight saving time is 23 or
+        25 hours long, and the deadline stays at its local time."""
         if self.after_end is not None:
-            return period + self.after_end
+            return interval_end + self.after_end
         assert self.clock is not None
-        end = dt.datetime.combine(dt.date(2001, 1, 1), end_time)
-        due = dt.datetime.combine(dt.date(2001, 1, 1), self.clock)
-        gap = (due - end) % dt.timedelta(days=1) or dt.timedelta(days=1)
-        return period + gap
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(timezone)
+        end = interval_end.astimezone(zone)
+        day = (
+            end.date()
+            if end.timetz().replace(tzinfo=None) < self.clock
+            else end.date() + dt.timedelta(days=1)
+        )
+        return dt.datetime.combine(day, self.clock, tzinfo=zone).astimezone(dt.UTC)
+
+    def to_json(self) -> dict[str, Any]:
+        after = int(self.after_end.total_seconds()) if self.after_end is not None else None
+        return {"spec": self.spec, "clock": self.clock.strftime("%H:%M") if self.clock else None,
+                "after_end_seconds": after}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Deadline:
+        clock, after = data.get("clock"), data.get("after_end_seconds")
+        return cls(
+            str(data["spec"]),
+            clock=dt.time.fromisoformat(clock) if clock else None,
+            after_end=dt.timedelta(seconds=int(after)) if after is not None else None,
+        )
 
 
 def parse_deadline(raw: Any, where: str = "deadline") -> Deadline | None:
@@ -592,19 +614,6 @@ def parse_deadline(raw: Any, where: str = "deadline") -> Deadline | None:
     )
 
 
-def _cron_period(schedule: str, timezone: str) -> tuple[dt.timedelta, dt.time]:
-    """The length of one data interval of ``schedule`` and the local time it ends at
-    (measured in January: a DST change day is an hour off, see the README)."""
-    from zoneinfo import ZoneInfo
-
-    from croniter import croniter
-
-    start = dt.datetime(2026, 1, 5, tzinfo=ZoneInfo(timezone))
-    fires = croniter(schedule, start)
-    first, second = fires.get_next(dt.datetime), fires.get_next(dt.datetime)
-    return second - first, second.timetz().replace(tzinfo=None)
-
-
 def deadline_message(dag_id: str, deadline: str, context: Mapping[str, Any]) -> AlertMessage:
     run = context.get("dag_run") or {}
     due = (context.get("deadline") or {}).get("deadline_time")
@@ -620,15 +629,18 @@ def deadline_message(dag_id: str, deadline: str, context: Mapping[str, Any]) -> 
 
 
 def deadline_alert(
-    dag_id: str, channels: AlertChannels, deadline: Deadline, schedule: str, timezone: str
+    dag_id: str, channels: AlertChannels, deadline: Deadline, timezone: str
 ) -> DeadlineAlert:
-    """The DAG's ``deadline``: measured from the run's logical date (the interval start
-    of a ``CronDataIntervalTimetable``), the notifier run in the triggerer."""
-    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+    """The DAG's ``deadline``: due at :meth:`Deadline.due` of the run's data interval end
+    (a :class:`~compliance_exports.deadlines.LandedBy` reference, evaluated by the
+    scheduler when the run is created), the notifier run in the triggerer."""
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert
+
+    from compliance_exports.deadlines import LandedBy
 
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=deadline.interval(schedule, timezone),
+        reference=LandedBy(deadline=deadline.to_json(), timezone=timezone),
+        interval=dt.timedelta(0),
         callback=AsyncCallback(
             "compliance_exports.notifiers.DeadlineMissedNotifier",
             kwargs={"channels": channels.to_json(), "deadline": deadline.spec, "dag_id": dag_id},
@@ -650,9 +662,7 @@ def dag_alert_kwargs(dag_id: str, entries: Sequence[ExportEntry]) -> dict[str, A
         return {}
     kwargs = dag_callbacks(first.alerts, [e.name for e in entries])
     if first.deadline is not None:
-        kwargs["deadline"] = deadline_alert(
-            dag_id, first.alerts, first.deadline, first.schedule, first.timezone
-        )
+        kwargs["deadline"] = deadline_alert(dag_id, first.alerts, first.deadline, first.timezone)
     return kwargs
 
 

@@ -1,14 +1,17 @@
-"""``EvidencePlugin``: what the project adds to the Airflow UI (Airflow 3.1+).
+"""``EvidencePlugin``: the package's Airflow plugin (Airflow 3.1+).
 
 A FastAPI app served by the api-server under ``/compliance-evidence`` (a prefix Airflow
 does not reserve) and an entry in the UI's navigation that shows its page. Every route
-of the app requires an authenticated Airflow user (docs/EVIDENCE_VIEW.md).
+of the app requires an authenticated Airflow user (docs/EVIDENCE_VIEW.md). It also
+registers the registry deadline's reference (``deadlines.LandedBy``), which the scheduler
+looks up among the plugins' ``deadline_references`` when it creates a run.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from compliance_exports.deadlines import LandedBy
 from compliance_exports.ui.app import PREFIX, create_app
 
 NAV_NAME = "Evidence"
@@ -29,3 +32,4 @@ class EvidencePlugin(AirflowPlugin):
             "category": "browse",
         },
     ]
+    deadline_references = [LandedBy]
