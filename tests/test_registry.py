@@ -93,6 +93,18 @@ class TestDefaultRegistry:
         monkeypatch.setenv("COMPLIANCE_EXPORTS_REGISTRY", str(path))
         assert [e.name for e in load_registry().entries] == ["only_one"]
 
+    def test_an_installed_package_has_no_default_and_says_which_variable_to_set(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Installed from the wheel, the repository's include/ is not there: the error
+        names the variable instead of a path inside site-packages."""
+        import compliance_exports.registry as registry
+
+        monkeypatch.delenv("COMPLIANCE_EXPORTS_REGISTRY", raising=False)
+        monkeypatch.setattr(registry, "DEFAULT_REGISTRY", tmp_path / "include" / "exports.yaml")
+        with pytest.raises(RegistryError, match="set COMPLIANCE_EXPORTS_REGISTRY to your registry"):
+            load_registry()
+
 
 @pytest.mark.parametrize(
     ("path", "value", "message"),

@@ -37,8 +37,17 @@ from compliance_exports.core.vendor import ExportKind, ExportVendor, UnknownVend
 from compliance_exports.landing.layout import Partition
 from compliance_exports.landing.quality import QualityPolicy, QualityPolicyError
 
-__all__ = ["ExportEntry", "ExportKind", "LakeTarget", "Registry", "RegistryError", "load_registry"]
+__all__ = [
+    "ExportEntry",
+    "ExportKind",
+    "LakeTarget",
+    "Registry",
+    "RegistryError",
+    "load_registry",
+    "registry_path",
+]
 
+#: The registry shipped in the repository (a checkout's default; an installed wheel has none).
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "include" / "registry" / "exports.yaml"
 REGISTRY_ENV = "COMPLIANCE_EXPORTS_REGISTRY"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -389,9 +398,23 @@ def parse_registry(document: Any, source: str = "<registry>") -> Registry:
     return registry
 
 
+def registry_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The registry file: ``path``, else ``$COMPLIANCE_EXPORTS_REGISTRY``, else the
+    repository's own (in a checkout only: an installed package has no default)."""
+    chosen = path or os.environ.get(REGISTRY_ENV)
+    if chosen:
+        return Path(chosen)
+    if DEFAULT_REGISTRY.is_file():
+        return DEFAULT_REGISTRY
+    raise RegistryError(
+        f"no export registry: set {REGISTRY_ENV} to your registry YAML file "
+        '(README, "Add it to your Airflow")'
+    )
+
+
 def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
-    """Load the registry (``$COMPLIANCE_EXPORTS_REGISTRY`` or the default file)."""
-    target = Path(path or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+    """Load the registry file (:func:`registry_path`)."""
+    target = registry_path(path)
     try:
         document = yaml.safe_load(target.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

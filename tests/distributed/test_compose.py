@@ -201,6 +201,19 @@ class TestComposeFile:
         for name in (*AIRFLOW_SERVICES, "airflow-init"):
             assert airflow_settings(name) == reference, name
 
+    def test_every_airflow_service_finds_the_registry_the_image_copies(
+        self, config: dict[str, Any]
+    ) -> None:
+        """The package is installed (no default registry): the DAGs and the evidence
+        view read the one the Dockerfile copies to /opt/airflow/include."""
+        assert (
+            "COPY --chown=airflow:0 include/ /opt/airflow/include/"
+            in (REPO / "Dockerfile").read_text()
+        )
+        for name in (*AIRFLOW_SERVICES, "airflow-init"):
+            path = environment(config, name)["COMPLIANCE_EXPORTS_REGISTRY"]
+            assert path == "/opt/airflow/include/registry/exports.yaml", name
+
     def test_celery_on_postgres_and_redis_with_the_secrets_from_env(
         self, config: dict[str, Any]
     ) -> None:
