@@ -8,7 +8,8 @@ are switched off, so no route escapes the dependency. See docs/EVIDENCE_VIEW.md.
 Routes (under ``/compliance-evidence``):
 
 * ``/``: the page (static HTML + JS, no build step);
-* ``/api/evidence?days=90``: the calendar of every export as JSON;
+* ``/api/evidence?days=90[&last=YYYY-MM-DD]``: the calendar of every export as JSON
+  (``days`` days ending ``last``, default yesterday);
 * ``/manifest/<export>/<YYYY-MM-DD>``: the day's live manifest, as published.
 """
 
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/compliance-evidence"
 PAGE = Path(__file__).with_name("evidence.html")
+EXPORTS_AT_ONCE = 8
+MANIFESTS_AT_ONCE = 8  # per export
+POOL_CONNECTIONS = EXPORTS_AT_ONCE * MANIFESTS_AT_ONCE
 CLIENT_TTL = 300.0  # seconds an S3 client (and its connection's credentials) is reused
 _FAILED_TASK_STATES = ("failed", "upstream_failed")
 #: the api-server's own authentication dependency, on every route of the app
@@ -68,8 +72,13 @@ class _Clients:
             if cached and cached[0] > now:
                 return cached[1]
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from botocore.config import Config
 
-        client = S3Hook(aws_conn_id=aws_conn_id).get_conn()
+        # the connection's own botocore config (extra.config_kwargs), with a pool as large
+        # as the reads the view makes at once (exports in parallel, manifests in parallel)
+        own = S3Hook(aws_conn_id=aws_conn_id).conn_config.botocore_config or Config()
+        config = own.merge(Config(max_pool_connections=POOL_CONNECTIONS))
+        client = S3Hook(aws_conn_id=aws_conn_id, config=config).get_conn()
         with self._lock:
             self._clients[aws_conn_id] = (now + self.ttl, client)
         return client
@@ -228,12 +237,14 @@ def calendar(
     days: int,
     session: Any | None,
     now: dt.datetime | None = None,
+    last: dt.date | None = None,
 ) -> dict[str, Any]:
-    """The page's data: every export's calendar over ``days`` days ending yesterday."""
+    """The page's data: every export's calendar over ``days`` days ending ``last``
+    (default: yesterday, the last complete day)."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     registry_targets = [ExportTarget.of(entry) for entry in registry.entries]
-    span = window(_last_day(registry_targets, now), days)
+    span = window(last or _last_day(registry_targets, now), days)
     targets = export_targets(reader, registry, span[0])
     runs: list[AirflowRun] = []
     metadata = "unavailable"
@@ -269,13 +280,13 @@ def _in_parallel(
     targets = list(targets)
     if not targets:
         return []
-    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+    with ThreadPoolExecutor(max_workers=min(EXPORTS_AT_ONCE, len(targets))) as pool:
         return list(pool.map(lambda t: reader.export_evidence(t, span, runs), targets))
 
 
 def create_app(reader: EvidenceReader | None = None) -> FastAPI:
     """The evidence view's app; every route requires an authenticated Airflow user."""
-    reader = reader or EvidenceReader(_Clients())
+    reader = reader or EvidenceReader(_Clients(), workers=MANIFESTS_AT_ONCE)
     app = FastAPI(
         title="Compliance evidence",
         dependencies=[Depends(AUTHENTICATED)],
@@ -295,8 +306,9 @@ def create_app(reader: EvidenceReader | None = None) -> FastAPI:
     def evidence(
         session: SessionDep,
         days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = DEFAULT_DAYS,
+        last: Annotated[dt.date | None, Query()] = None,
     ) -> JSONResponse:
-        return JSONResponse(calendar(reader, current_registry(), days, session))
+        return JSONResponse(calendar(reader, current_registry(), days, session, last=last))
 
     @app.get("/manifest/{export}/{day}")
     def manifest(export: str, day: str) -> Response:

@@ -221,7 +221,7 @@ class EvidenceReader:
         client_for: Callable[[str], Any],
         *,
         listing_ttl: float = 15.0,
-        workers: int = 16,
+        workers: int = 10,  # botocore's default connection pool holds 10
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client_for = client_for
