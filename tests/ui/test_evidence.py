@@ -378,3 +378,19 @@ def test_the_plugin_declares_the_app_and_the_nav_entry() -> None:
     (view,) = EvidencePlugin.external_views
     assert view["destination"] == "nav"
     assert view["href"] == "/compliance-evidence/"
+
+
+def test_no_registry_answers_503_naming_it(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.api_fastapi.common.db.common import _get_session
+
+    monkeypatch.setenv("COMPLIANCE_EXPORTS_REGISTRY", str(tmp_path / "nowhere.yaml"))
+    app = app_module.create_app(EvidenceReader(lambda _conn: None))
+
+    def no_session() -> Iterator[None]:
+        yield None
+
+    app.dependency_overrides[app_module.AUTHENTICATED] = lambda: None
+    app.dependency_overrides[_get_session] = no_session
+    response = TestClient(app).get("/api/evidence")
+    assert response.status_code == 503
+    assert "nowhere.yaml" in response.json()["detail"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,16 +87,23 @@ _registry_cache: dict[str, tuple[float, Any]] = {}
 
 
 def current_registry() -> Any:
-    """The registry the DAGs use (``$COMPLIANCE_EXPORTS_REGISTRY`` or the default file),
-    parsed again when the file changes."""
-    from compliance_exports.registry import DEFAULT_REGISTRY, REGISTRY_ENV, load_registry
+    """The registry the DAGs use (:func:`~compliance_exports.registry.registry_path`:
+    ``$COMPLIANCE_EXPORTS_REGISTRY``, else the checkout's own file), parsed again when
+    the file changes; 503 naming the problem when there is none or it is invalid."""
+    from compliance_exports.registry import RegistryError, load_registry, registry_path
 
-    path = str(Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY))
-    mtime = Path(path).stat().st_mtime
+    try:
+        path = str(registry_path())
+        mtime = Path(path).stat().st_mtime
+    except (RegistryError, OSError) as exc:
+        raise HTTPException(503, f"the evidence view has no export registry: {exc}") from None
     cached = _registry_cache.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
-    registry = load_registry(path)
+    try:
+        registry = load_registry(path)
+    except RegistryError as exc:
+        raise HTTPException(503, f"the export registry is invalid: {exc}") from None
     _registry_cache[path] = (mtime, registry)
     return registry
 

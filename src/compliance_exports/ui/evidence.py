@@ -420,6 +420,11 @@ class EvidenceReader:
             return result
         chosen = {day: _record_for(records.get(day, []), manifests.get(day)) for day in set(days)}
         refs = self.record_runs(target, [ref for ref in chosen.values() if ref is not None])
+        listed = {ref.key for day_records in records.values() for ref in day_records}
+        with self._lock:  # forget the records that left the window
+            cached = self._records.get((target.bucket, target.runs_base), {})
+            for key in [key for key in cached if key not in listed]:
+                del cached[key]
         for day in days:
             ref = chosen[day]
             result.days.append(
