@@ -342,6 +342,7 @@ def test_the_app_serves_page_calendar_and_manifest(s3: LocalS3, signed_in: TestC
     where = target(s3, dataset="ev_app")
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     land(s3, where, yesterday, csv(6))
+    land(s3, target(s3, dataset="ev_gone"), yesterday, csv(1))  # a retired export's day
 
     page = signed_in.get("/")
     assert page.status_code == 200
@@ -365,6 +366,9 @@ def test_the_app_serves_page_calendar_and_manifest(s3: LocalS3, signed_in: TestC
     missing_day = (yesterday - dt.timedelta(days=1)).isoformat()
     assert signed_in.get(f"/manifest/ev_app/{missing_day}").status_code == 404
     assert signed_in.get("/manifest/nope/2026-11-20").status_code == 404
+    retired = signed_in.get(f"/manifest/oleria.ev_gone/{yesterday.isoformat()}")
+    assert retired.status_code == 200
+    assert retired.json()["dataset"] == "ev_gone"
     assert signed_in.get("/manifest/ev_app/..%2Fsecret").status_code in (404, 422)
 
 
@@ -394,3 +398,15 @@ def test_no_registry_answers_503_naming_it(tmp_path: Any, monkeypatch: pytest.Mo
     response = TestClient(app).get("/api/evidence")
     assert response.status_code == 503
     assert "nowhere.yaml" in response.json()["detail"]
+
+
+def test_a_shorter_window_keeps_the_longer_ones_cache(
+    s3: LocalS3, reader: EvidenceReader, counting: CountingClient
+) -> None:
+    where = target(s3, dataset="ev_windows")
+    for day in DAYS[:3]:
+        land(s3, where, day, csv(2))
+    reader.export_evidence(where, DAYS)
+    reader.export_evidence(where, DAYS[2:])  # e.g. a manifest link's narrower read
+    reader.export_evidence(where, DAYS)
+    assert reader.stats["manifest_gets"] == 3

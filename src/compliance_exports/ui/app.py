@@ -15,6 +15,7 @@ Routes (under ``/compliance-evidence``):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -137,9 +138,34 @@ def export_targets(reader: EvidenceReader, registry: Any, first: dt.date) -> lis
             if not manifests:
                 continue  # nothing in the window: not worth a row
             if any(summary.snapshot for _, summary in manifests.values()):
-                target = ExportTarget(**{**target.__dict__, "kind": ExportKind.SNAPSHOT})
+                target = dataclasses.replace(target, kind=ExportKind.SNAPSHOT)
             targets.append(target)
     return targets
+
+
+def manifest_target(reader: EvidenceReader, registry: Any, export: str) -> ExportTarget | None:
+    """The export named ``export`` on the page: a registry entry, or a retired dataset
+    (``<vendor>.<dataset>``) of one of the registry's lakes; None when there is none."""
+    targets = [ExportTarget.of(entry) for entry in registry.entries]
+    for target in targets:
+        if target.name == export:
+            return target
+    vendor, _, dataset = export.partition(".")
+    lakes = {(t.aws_conn_id, t.bucket, t.prefix) for t in targets}
+    for conn_id, bucket, prefix in sorted(lakes):
+        if (vendor, dataset) in reader.lake_datasets(conn_id, bucket, prefix):
+            return ExportTarget(
+                name=export,
+                vendor=vendor,
+                dataset=dataset,
+                kind=ExportKind.WINDOWED,
+                dag_id=None,
+                bucket=bucket,
+                prefix=prefix,
+                aws_conn_id=conn_id,
+                in_registry=False,
+            )
+    return None
 
 
 # --- Airflow's metadata --------------------------------------------------------------------
@@ -322,10 +348,7 @@ def create_app(reader: EvidenceReader | None = None) -> FastAPI:
             when = dt.date.fromisoformat(day)
         except ValueError:
             raise HTTPException(422, f"{day!r} is not a YYYY-MM-DD day") from None
-        registry = current_registry()
-        first = when - dt.timedelta(days=1)
-        targets = {t.name: t for t in export_targets(reader, registry, first)}
-        target = targets.get(export)
+        target = manifest_target(reader, current_registry(), export)
         if target is None:
             raise HTTPException(404, f"no export {export!r}")
         from botocore.exceptions import ClientError

@@ -330,8 +330,12 @@ class EvidenceReader:
                     self.stats["manifest_gets"] += 1
                     known[key] = (etag, summary)
         current = {key: known[key] for key in live if key in known}
+        # keep what a read of a longer window holds before this one (up to MAX_DAYS)
+        start = f"{base}dt={first.isoformat()}"
+        oldest = f"{base}dt={(first - dt.timedelta(days=MAX_DAYS)).isoformat()}"
+        older = {key: value for key, value in known.items() if oldest <= key < start}
         with self._lock:
-            self._manifests[cache_id] = current
+            self._manifests[cache_id] = {**older, **current}
         return {live[key][0]: (key, current[key][1]) for key in current}
 
     # run records ---------------------------------------------------------------------
