@@ -302,6 +302,7 @@ def _manifest_shown(page: Any, url: str) -> dict[str, Any]:
     raise AssertionError(f"no frame showed {url}: {[f.url for f in page.frames]}")
 
 
+@pytest.mark.timeout(1200)  # the runs it waits for (setup) and a listing TTL
 def test_the_view_in_chromium(
     stack: E2EStack, landed: dict[str, Any], artifacts: Path, record_property: Any
 ) -> None:
