@@ -273,10 +273,16 @@ def test_retired_exports_are_listed_from_the_lake(s3: LocalS3, reader: EvidenceR
     retired = target(s3, dataset="ev_retired")
     land(s3, retired, DAYS[3], csv(2))
     land(s3, target(s3, dataset="ev_current__changes"), DAYS[3], csv(2))
-    names = [t.name for t in app_module.export_targets(reader, registry, DAYS[0])]
+    names = [t.name for t in app_module.export_targets(reader, registry)]
     assert names[0] == "ev_current"
     assert "oleria.ev_retired" in names
     assert "oleria.ev_current__changes" not in names
+    shown = app_module.calendar(reader, registry, len(DAYS), None, last=LAST)["exports"]
+    (row,) = [e for e in shown if e["export"] == "oleria.ev_retired"]
+    assert row["in_registry"] is False
+    assert row["days"][3]["status"] == LANDED
+    earlier = app_module.calendar(reader, registry, 2, None, last=DAYS[1])["exports"]
+    assert "oleria.ev_retired" not in [e["export"] for e in earlier]  # nothing in its window
 
 
 def test_run_days_follow_the_plan() -> None:

@@ -37,6 +37,7 @@ from compliance_exports.ui.evidence import (
     STATUSES,
     AirflowRun,
     EvidenceReader,
+    ExportEvidence,
     ExportTarget,
     window,
 )
@@ -109,10 +110,11 @@ def current_registry() -> Any:
     return registry
 
 
-def export_targets(reader: EvidenceReader, registry: Any, first: dt.date) -> list[ExportTarget]:
+def export_targets(reader: EvidenceReader, registry: Any) -> list[ExportTarget]:
     """Every export of the registry, then every dataset of their lakes no entry lands any
     more (a retired export's evidence stays; its ``<dataset>__changes`` partitions are
-    its own snapshot's and not listed)."""
+    its own snapshot's and not listed); :func:`evidence_of` drops those with nothing in
+    the window."""
     targets = [ExportTarget.of(entry) for entry in registry.entries]
     known = {(t.bucket, t.prefix, t.vendor, t.dataset) for t in targets}
     lakes = {(t.aws_conn_id, t.bucket, t.prefix) for t in targets}
@@ -134,13 +136,26 @@ def export_targets(reader: EvidenceReader, registry: Any, first: dt.date) -> lis
                 aws_conn_id=conn_id,
                 in_registry=False,
             )
-            manifests = reader.manifests(target, first)
-            if not manifests:
-                continue  # nothing in the window: not worth a row
-            if any(summary.snapshot for _, summary in manifests.values()):
-                target = dataclasses.replace(target, kind=ExportKind.SNAPSHOT)
             targets.append(target)
     return targets
+
+
+def evidence_of(
+    reader: EvidenceReader,
+    target: ExportTarget,
+    span: Sequence[dt.date],
+    runs: Sequence[AirflowRun],
+) -> ExportEvidence | None:
+    """One export's calendar; a retired export only when it has a manifest in the
+    window (a snapshot when its manifests say so: ``data_interval.extracted_at``)."""
+    if not target.in_registry:
+        listed = reader.manifests(target, span[0])  # cached: the calendar reads them again
+        manifests = [summary for day, (_, summary) in listed.items() if day <= span[-1]]
+        if not manifests:
+            return None
+        if any(summary.snapshot for summary in manifests):
+            target = dataclasses.replace(target, kind=ExportKind.SNAPSHOT)
+    return reader.export_evidence(target, span, runs)
 
 
 def manifest_target(reader: EvidenceReader, registry: Any, export: str) -> ExportTarget | None:
@@ -277,7 +292,7 @@ def calendar(
     now = now or dt.datetime.now(dt.UTC)
     registry_targets = [ExportTarget.of(entry) for entry in registry.entries]
     span = window(last or _last_day(registry_targets, now), days)
-    targets = export_targets(reader, registry, span[0])
+    targets = export_targets(reader, registry)
     runs: list[AirflowRun] = []
     metadata = "unavailable"
     if session is not None:
@@ -313,7 +328,8 @@ def _in_parallel(
     if not targets:
         return []
     with ThreadPoolExecutor(max_workers=min(EXPORTS_AT_ONCE, len(targets))) as pool:
-        return list(pool.map(lambda t: reader.export_evidence(t, span, runs), targets))
+        found = list(pool.map(lambda t: evidence_of(reader, t, span, runs), targets))
+    return [evidence for evidence in found if evidence is not None]
 
 
 def create_app(reader: EvidenceReader | None = None) -> FastAPI:

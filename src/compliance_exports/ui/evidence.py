@@ -441,10 +441,11 @@ class EvidenceReader:
                     runs,
                 )
             )
+        shown = set(days)
         landed = [
             summary.published_at
-            for _, summary in manifests.values()
-            if summary.published_at and summary.problem is None
+            for day, (_, summary) in manifests.items()
+            if day in shown and summary.published_at and summary.problem is None
         ]
         result.last_landed_at = max(landed, key=_instant) if landed else None
         result.counts = _counts(result.days)
