@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,35 +61,70 @@ def load_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, document: dict[str
     return bag.dags["oleria_exports"]
 
 
-def test_a_failed_export_sends_one_email_and_one_webhook_call_naming_it(
+@dataclass
+class Alerting:
+    """One alert test's parts: the session receivers (emptied), the simulators, and a
+    DAG of the real DAG file for a registry document, run with dag.test()."""
+
+    tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch
+    mail: MailReceiver
+    hooks: WebhookReceiver
+    sim: dict[str, Any]
+    run_for_day: Any
+
+    def dag(self, document: dict[str, Any]) -> Any:
+        return load_dag(self.tmp_path, self.monkeypatch, document)
+
+    def run(
+        self, document: dict[str, Any], day: dt.date, conf: dict[str, Any] | None = None
+    ) -> Any:
+        return self.run_for_day(self.dag(document), day, conf)
+
+    def one_alert(self) -> tuple[Any, dict[str, Any], list[str]]:
+        """The one e-mail, the one webhook call, and the text each carries."""
+        (message,) = self.mail.messages()
+        (call,) = self.hooks.calls()
+        html = message.get_body(preferencelist=("html",)).get_content()
+        return message, call, [html, call["json"]["message"]]
+
+    def nothing_sent(self) -> bool:
+        return self.mail.messages() == [] and self.hooks.calls() == []
+
+
+@pytest.fixture
+def alerting(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     airflow_db: Path,
     s3: Any,
-    sim: Any,
+    sim: dict[str, Any],
     inbox: tuple[MailReceiver, WebhookReceiver],
     run_for_day: Any,
+) -> Alerting:
+    return Alerting(tmp_path, monkeypatch, *inbox, sim, run_for_day)
+
+
+def test_a_failed_export_sends_one_email_and_one_webhook_call_naming_it(
+    alerting: Alerting,
 ) -> None:
-    mail, hooks = inbox
-    dag = load_dag(tmp_path, monkeypatch, registry_document(broken=True))
+    dag = alerting.dag(registry_document(broken=True))
     dag_range = {"range_start": FIRST.isoformat(), "range_end": SECOND.isoformat()}
 
-    dagrun = run_for_day(dag, SECOND, dag_range)
+    dagrun = alerting.run_for_day(dag, SECOND, dag_range)
 
     failed = sorted(
         (ti.task_id, ti.map_index) for ti in dagrun.get_task_instances() if ti.state == "failed"
     )
     assert dagrun.state == "failed"
     assert failed == [(f"{OLERIA}.land", 0), (f"{OLERIA}.land", 1)], "two mapped tasks failed"
-    (message,) = mail.messages()
-    (call,) = hooks.calls()
+    message, call, texts = alerting.one_alert()
     assert message["To"] == "security@example.com"
     assert OLERIA in message["Subject"]
-    body = message.get_body(preferencelist=("html",)).get_content()
     webhook = call["json"]
     assert webhook["type"] == "failure"
     assert OLERIA in webhook["title"]
-    for text in (body, webhook["message"]):
+    for text in texts:
         assert f"Export {OLERIA} failed" in text
         assert f"{FIRST}, {SECOND}" in text, "both days named"
         assert "Error: BadRowError" in text, "the reason"
@@ -99,43 +135,27 @@ def test_a_failed_export_sends_one_email_and_one_webhook_call_naming_it(
 
 
 def test_a_successful_run_without_warnings_sends_nothing(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    s3: Any,
-    sim: Any,
-    inbox: tuple[MailReceiver, WebhookReceiver],
-    run_for_day: Any,
+    alerting: Alerting,
 ) -> None:
-    mail, hooks = inbox
-    dag = load_dag(tmp_path, monkeypatch, registry_document())
+    dag = alerting.dag(registry_document())
 
-    dagrun = run_for_day(dag, SECOND - dt.timedelta(days=3))
+    dagrun = alerting.run_for_day(dag, SECOND - dt.timedelta(days=3))
 
     assert dagrun.state == "success"
-    assert mail.messages() == []
-    assert hooks.calls() == []
+    assert alerting.nothing_sent()
 
 
 def test_a_renamed_column_in_fail_mode_sends_one_alert_naming_the_check(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    s3: Any,
-    sim: Any,
-    inbox: tuple[MailReceiver, WebhookReceiver],
-    run_for_day: Any,
+    alerting: Alerting,
 ) -> None:
-    mail, hooks = inbox
     document = registry_document(renamed=True, missing_columns="fail")
-    dag = load_dag(tmp_path, monkeypatch, document)
+    dag = alerting.dag(document)
 
-    dagrun = run_for_day(dag, FIRST - dt.timedelta(days=1))
+    dagrun = alerting.run_for_day(dag, FIRST - dt.timedelta(days=1))
 
     assert dagrun.state == "failed"
-    (message,) = mail.messages()
-    (call,) = hooks.calls()
-    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+    _, _, texts = alerting.one_alert()
+    for text in texts:
         assert f"Export {OLERIA} failed" in text
         assert "quality gate failed" in text
         assert "missing_columns" in text
@@ -143,26 +163,18 @@ def test_a_renamed_column_in_fail_mode_sends_one_alert_naming_the_check(
 
 
 def test_warnings_of_a_successful_run_arrive_as_one_message(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    s3: Any,
-    sim: Any,
-    inbox: tuple[MailReceiver, WebhookReceiver],
-    run_for_day: Any,
+    alerting: Alerting,
 ) -> None:
-    mail, hooks = inbox
     document = registry_document(renamed=True, missing_columns="warn", new_columns="warn")
-    dag = load_dag(tmp_path, monkeypatch, document)
+    dag = alerting.dag(document)
 
-    dagrun = run_for_day(dag, FIRST - dt.timedelta(days=2))
+    dagrun = alerting.run_for_day(dag, FIRST - dt.timedelta(days=2))
 
     assert dagrun.state == "success"
-    (message,) = mail.messages()
-    (call,) = hooks.calls()
+    message, call, texts = alerting.one_alert()
     assert call["json"]["type"] == "warning"
     assert "warning(s)" in message["Subject"]
-    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+    for text in texts:
         assert f"{OLERIA} dt={FIRST - dt.timedelta(days=2)}: missing_columns" in text
         assert "new_columns" in text
 
@@ -174,64 +186,43 @@ def test_warnings_of_a_successful_run_arrive_as_one_message(
     "why the shipped registry leaves deadline off. Strict: tells us when it is fixed.",
 )
 def test_dag_test_of_a_successful_run_with_a_deadline(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    s3: Any,
-    sim: Any,
-    inbox: tuple[MailReceiver, WebhookReceiver],
-    run_for_day: Any,
+    alerting: Alerting,
 ) -> None:
     document = registry_document()
     document["defaults"]["deadline"] = "06:00"
-    dag = load_dag(tmp_path, monkeypatch, document)
+    dag = alerting.dag(document)
 
-    dagrun = run_for_day(dag, FIRST - dt.timedelta(days=5))
+    dagrun = alerting.run_for_day(dag, FIRST - dt.timedelta(days=5))
 
     assert dagrun.state == "success"
 
 
 def test_an_empty_export_in_fail_mode_sends_one_alert_naming_the_check(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    s3: Any,
-    sim: Any,
-    inbox: tuple[MailReceiver, WebhookReceiver],
-    run_for_day: Any,
+    alerting: Alerting,
 ) -> None:
-    mail, hooks = inbox
     document = registry_document(empty="fail")
     (status,) = document["exports"][OLERIA]["oleria"]["filter_by"]
     status["values"] = ["no_such_status"]  # a filter nothing matches: an empty export
-    dag = load_dag(tmp_path, monkeypatch, document)
+    dag = alerting.dag(document)
     day = FIRST - dt.timedelta(days=6)
 
-    dagrun = run_for_day(dag, day)
+    dagrun = alerting.run_for_day(dag, day)
 
     assert dagrun.state == "failed"
-    (message,) = mail.messages()
-    (call,) = hooks.calls()
-    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+    _, _, texts = alerting.one_alert()
+    for text in texts:
         assert f"Export {OLERIA} failed" in text
         assert f"quality gate failed for {OLERIA} dt={day}" in text
         assert "(empty)" in text
 
 
 def test_a_row_count_far_off_the_trend_in_fail_mode_sends_one_alert_naming_it(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    s3: Any,
-    sim: Any,
-    inbox: tuple[MailReceiver, WebhookReceiver],
-    run_for_day: Any,
+    alerting: Alerting,
 ) -> None:
     """Three days land with the usual filter (the trend has no history yet: skipped, no
     alert); the fourth day's export is narrowed to one status, far below their median.
     The simulator holds ~100 events a day for this (its default is ~1)."""
-    mail, hooks = inbox
-    oleria = sim["oleria"]
+    oleria = alerting.sim["oleria"]
     with oleria.admin() as admin:
         rows = admin.get("/_sim/config").json()["rows"]
         admin.patch("/_sim/config", json={"rows": 73_000}).raise_for_status()
@@ -239,26 +230,25 @@ def test_a_row_count_far_off_the_trend_in_fail_mode_sends_one_alert_naming_it(
         first = FIRST - dt.timedelta(days=20)
         last = (first + dt.timedelta(days=2)).isoformat()
         document = registry_document(trend="fail")
-        dag = load_dag(tmp_path, monkeypatch, document)
-        history = run_for_day(
+        dag = alerting.dag(document)
+        history = alerting.run_for_day(
             dag, first + dt.timedelta(days=2), {"range_start": str(first), "range_end": last}
         )
         assert history.state == "success"
-        assert (mail.messages(), hooks.calls()) == ([], [])
+        assert alerting.nothing_sent()
 
         (status,) = document["exports"][OLERIA]["oleria"]["filter_by"]
         status["values"] = ["suspended"]  # the vendor (or a filter) now returns a fraction
         document["exports"][OLERIA]["quality"]["trend_band"] = [0.75, 1.5]
         day = first + dt.timedelta(days=3)
-        dagrun = run_for_day(load_dag(tmp_path, monkeypatch, document), day)
+        dagrun = alerting.run(document, day)
     finally:
         with oleria.admin() as admin:
             admin.patch("/_sim/config", json={"rows": rows}).raise_for_status()
 
     assert dagrun.state == "failed"
-    (message,) = mail.messages()
-    (call,) = hooks.calls()
-    for text in (message.get_body(preferencelist=("html",)).get_content(), call["json"]["message"]):
+    _, _, texts = alerting.one_alert()
+    for text in texts:
         assert f"Export {OLERIA} failed" in text
         assert f"quality gate failed for {OLERIA} dt={day}" in text
         assert "(trend)" in text
