@@ -156,3 +156,36 @@ def rows_of(table: Any) -> list[str]:
 
 def days(first: dt.date, last: dt.date) -> Sequence[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# --- the browser (Debian's Chromium through Playwright, no `playwright install`) ----------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+UI_TIMEOUT_MS = 90_000
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """A headless Chromium (close it when done)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def log_in(page: Any, stack: E2EStack, path: str = "/") -> None:
+    """Open ``path`` on the stack's UI through its login form, as the stack's admin."""
+    login = stack.info["login"]
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{stack.client.api_url}{path}")
+    page.wait_for_url("**/auth/login**")
+    page.get_by_role("textbox", name="Username").fill(login["username"])
+    page.get_by_role("textbox", name="Password").fill(login["password"])
+    page.get_by_role("button", name="Sign in").click()
+    target = f"{stack.client.api_url}{path}"
+    page.wait_for_url(lambda url: url.startswith(target) and "/auth/login" not in url)

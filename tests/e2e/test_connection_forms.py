@@ -37,21 +37,10 @@ from typing import Any
 import pytest
 
 from compliance_exports.provider_info import get_provider_info
-from tests.e2e.helpers import E2EStack
+from tests.e2e.helpers import E2EStack, launch_chromium, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-UI_TIMEOUT_MS = 90_000
 WRONG_SECRET = "wrong-secret-4f1c9e"  # never a simulator's
 TEST_PATH = "/api/v2/connections/test"
 #: Airflow 3.3.2's answer to the row's Test on a connection without a port (every one of
@@ -116,18 +105,11 @@ def page(stack: E2EStack) -> Iterator[Any]:
     """A logged-in page on the stack's UI."""
     from playwright.sync_api import sync_playwright
 
-    login = stack.info["login"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(f"{stack.client.api_url}/connections")
-            page.wait_for_url("**/auth/login**")
-            page.get_by_role("textbox", name="Username").fill(login["username"])
-            page.get_by_role("textbox", name="Password").fill(login["password"])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/connections**")
+            log_in(page, stack, "/connections")
             yield page
         finally:
             browser.close()

@@ -35,21 +35,17 @@ from compliance_exports.landing.layout import Partition, new_token
 from compliance_exports.landing.manifest import manifest_problems
 from compliance_exports.registry import ExportEntry, load_registry
 from compliance_exports.ui.evidence import window
-from tests.e2e.helpers import E2EStack, data_day, selected_cases
+from tests.e2e.helpers import (
+    UI_TIMEOUT_MS,
+    E2EStack,
+    data_day,
+    launch_chromium,
+    log_in,
+    selected_cases,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-UI_TIMEOUT_MS = 90_000
 RUN_TIMEOUT_S = 600
 PREFIX = "/compliance-evidence"
 PAGE_EXPORTS = 10
@@ -267,16 +263,6 @@ def test_every_route_refuses_anonymous_requests(stack: E2EStack) -> None:
 # --- the browser -------------------------------------------------------------------------
 
 
-def _login(page: Any, stack: E2EStack) -> None:
-    login = stack.info["login"]
-    page.goto(f"{stack.client.api_url}/")
-    page.wait_for_url("**/auth/login**")
-    page.get_by_role("textbox", name="Username").fill(login["username"])
-    page.get_by_role("textbox", name="Password").fill(login["password"])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{stack.client.api_url}/")
-
-
 def _load(page: Any, url: str) -> tuple[float, float]:
     """Open the page; seconds until it rendered (wall clock, and the page's own
     navigation-start-to-rendered)."""
@@ -310,12 +296,11 @@ def test_the_view_in_chromium(
     api = stack.client.api_url
     sim_shifted = data_day(0) != dt.datetime.now(dt.UTC).date()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            _login(page, stack)
+            log_in(page, stack)
 
             # the first load of 10 exports x 90 days: every new manifest read from S3
             url = f"{api}{PREFIX}/" + (f"?last={data_day(1).isoformat()}" if sim_shifted else "")

@@ -15,21 +15,18 @@ from typing import Any
 import pytest
 
 from compliance_exports.registry import ExportEntry, ExportKind
-from tests.e2e.helpers import DagCase, E2EStack, data_day, days, selected_cases
+from tests.e2e.helpers import (
+    DagCase,
+    E2EStack,
+    data_day,
+    days,
+    launch_chromium,
+    log_in,
+    selected_cases,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.airflow, pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-UI_TIMEOUT_MS = 90_000
 RUN_TIMEOUT_S = 600
 
 
@@ -56,18 +53,11 @@ def _trigger_in_browser(
     """Log in, fill the trigger form, trigger; return the created run (the UI's POST reply)."""
     from playwright.sync_api import sync_playwright
 
-    login = stack.info["login"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(f"{stack.client.api_url}/dags/{dag_id}")
-            page.wait_for_url("**/auth/login**")
-            page.get_by_role("textbox", name="Username").fill(login["username"])
-            page.get_by_role("textbox", name="Password").fill(login["password"])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"**/dags/{dag_id}**")
+            log_in(page, stack, f"/dags/{dag_id}")
 
             page.get_by_role("button", name="Trigger Dag").click()
             dialog = page.get_by_role("dialog")
