@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,18 @@ def test_a_row_count_far_off_the_trend_in_fail_mode_sends_one_alert_naming_it(
         assert f"quality gate failed for {OLERIA} dt={day}" in text
         assert "(trend)" in text
         assert "of 3 earlier partitions" in text
+
+
+def test_a_failed_dry_run_alerts_nobody(
+    alerting: Alerting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person checking credentials from the trigger form reads the plan's report; a
+    refused secret fails the dry run, and the security team's channels stay quiet."""
+    conn = {**alerting.sim["oleria"].connection(), "password": "wrong-secret-7d3a"}
+    monkeypatch.setenv("AIRFLOW_CONN_OLERIA_DEFAULT", json.dumps(conn))
+    dag = alerting.dag(registry_document())
+
+    dagrun = alerting.run_for_day(dag, FIRST - dt.timedelta(days=7), {"dry_run": True})
+
+    assert dagrun.state == "failed"
+    assert alerting.nothing_sent()
