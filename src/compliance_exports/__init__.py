@@ -1,7 +1,7 @@
 """Scheduled export orchestration for identity-governance and compliance data.
 
 Everything the DAGs, workers and the triggerer import lives in this package
-(``plugins/`` is on ``sys.path`` for all Airflow components; ``dags/`` is not).
+(installed into every Airflow component's environment: a wheel, or editable in ``.venv``).
 """
 
 from __future__ import annotations

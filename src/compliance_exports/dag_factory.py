@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OWNER = "compliance-exports"
-DOC = """Exports of {vendor} from the registry (`include/registry/exports.yaml`):
+DOC = """Exports of {vendor} from the export registry (`$COMPLIANCE_EXPORTS_REGISTRY`):
 
 {entries}
 

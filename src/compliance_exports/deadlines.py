@@ -15,6 +15,7 @@ stores with a custom reference.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -40,6 +41,9 @@ class LandedBy(BaseDeadlineReference):
             "deadline": self.deadline,
             "timezone": self.timezone,
         }
+
+    def __hash__(self) -> int:  # the base hashes the serialized items: a dict is not hashable
+        return hash(json.dumps(self.serialize_reference(), sort_keys=True))
 
     @classmethod
     def deserialize_reference(cls, reference_data: dict[str, Any]) -> LandedBy:

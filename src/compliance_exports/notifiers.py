@@ -1,6 +1,6 @@
 """Notifiers of this project: :class:`DeadlineMissedNotifier`, the callback of the
 registry's ``deadline`` (an ``AsyncCallback`` run in the triggerer, which imports it from
-``plugins/``)."""
+the installed package)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from compliance_exports.alerts import AlertChannels, AlertMessage, deadline_mess
 
 class DeadlineMissedNotifier(BaseNotifier):
     """A DAG run missed its deadline: one message on every channel (async: it runs in the
-    triggerer, imported from ``plugins/``). Its kwargs are JSON: the channels as
+    triggerer). Its kwargs are JSON: the channels as
     :meth:`AlertChannels.to_json` gives them, the deadline's text and the DAG id."""
 
     def __init__(

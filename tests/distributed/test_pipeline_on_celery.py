@@ -1,7 +1,7 @@
 """The real export DAGs on the production topology: scheduler, triggerer, Celery workers.
 
 One :class:`DistributedStack` (PostgreSQL + Redis + CeleryExecutor, two workers) for the
-module, on the repo's dags/ and plugins/, with the shipped registry (retry delay 1 s).
+module, on the repo's dags/ and the installed package, with the shipped registry (retry delay 1 s).
 The four vendor simulators and the S3 lake (moto) run in this test process
 (:class:`LocalServices`); their connections reach every Airflow process through the
 environment. The tests run in file order and each waits for its runs to finish:

@@ -1,6 +1,6 @@
 """Alerts on the local stack, from the components that send them in production: a missed
 deadline (the real scheduler finds the missed DeadlineAlert, the real triggerer runs its
-AsyncCallback, DeadlineMissedNotifier imported from plugins/) and a failed export (the
+AsyncCallback, DeadlineMissedNotifier imported from the installed package) and a failed export (the
 DAG processor runs the DAG's failure callback), through the stack's SMTP server and
 webhook receiver.
 

@@ -72,7 +72,7 @@ class Manifest(TypedDict):
     published_at: str
     job_id: str | None
     jobs: list[dict[str, Any]]  # every remote job behind the raw file, with its ending
-    resubmit_budget: int | None  # the export task's budget (None: no job, e.g. Maxsight)
+    resubmit_budget: int | None  # the export task's budget (None: a synchronous export, no job)
     vendor_rows: int | None  # the row count the vendor reported, where it gives one
     request: Any
     raw: RawEntry

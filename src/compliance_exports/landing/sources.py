@@ -1,4 +1,4 @@
-"""Readers of the raw formats: CSV, a zip of CSVs (SailPoint), XLSX (all sheets).
+"""Readers of the raw formats: CSV, a zip of CSVs (a search export), XLSX (all sheets).
 
 Every file becomes one or more *segments* (a CSV file, a zip member, a sheet) that
 share one header. A segment yields its rows as text blocks; a CSV segment can also
