@@ -135,6 +135,25 @@ class SlicePolicy:
     snapshot_grace: dt.timedelta
 
 
+def plan_days(
+    request: RunRequest,
+    interval: tuple[dt.datetime, dt.datetime] | None,
+    tz: ZoneInfo,
+    now: dt.datetime,
+) -> list[dt.date]:
+    """The partition days a run plans (oldest first; a snapshot takes the last): the
+    trigger form's range, else the data interval's days in ``tz``, else (a manual run
+    without a logical date) the last complete day."""
+    if request.range_start and request.range_end:
+        return [
+            request.range_start + dt.timedelta(days=i)
+            for i in range((request.range_end - request.range_start).days + 1)
+        ]
+    if interval is not None:
+        return days_of(interval[0], interval[1], tz)
+    return [last_complete_day(now, tz)]
+
+
 def plan_slices(
     policy: SlicePolicy,
     request: RunRequest,
@@ -145,15 +164,7 @@ def plan_slices(
     if request.exports and policy.name not in request.exports:
         raise NothingToExport(f"{policy.name} was not selected in this run's exports")
     tz = ZoneInfo(policy.timezone)
-    if request.range_start and request.range_end:
-        days = [
-            request.range_start + dt.timedelta(days=i)
-            for i in range((request.range_end - request.range_start).days + 1)
-        ]
-    elif interval is not None:
-        days = days_of(interval[0], interval[1], tz)
-    else:  # a manual run without a logical date: the last complete day
-        days = [last_complete_day(now, tz)]
+    days = plan_days(request, interval, tz, now)
     if policy.snapshot:
         return [_snapshot_slice(policy, days[-1], tz, now)]
     slices = []

@@ -5,10 +5,13 @@ routes in-process (401 without a user on every route; the page, the JSON, the ma
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from compliance_exports.ui import app as app_module
 from compliance_exports.ui.evidence import (
     FAILED,
     LANDED,
+    MAX_DAYS,
     MISSING,
     QUALITY_WARNING,
     RUNNING,
@@ -30,6 +34,7 @@ from compliance_exports.ui.evidence import (
     AirflowRun,
     EvidenceReader,
     ExportTarget,
+    classify_day,
     window,
 )
 from tests.conftest import LocalS3
@@ -202,7 +207,8 @@ def test_each_status_of_a_windowed_export(s3: LocalS3, reader: EvidenceReader) -
     assert "missing_columns" in by_day[DAYS[3].isoformat()].detail
     planned = by_day[DAYS[4].isoformat()]
     assert planned.run_id == "manual__failed"
-    assert "no manifest was published" in planned.detail
+    assert f"a run planned this day (s3://{s3.bucket}/{where.runs_base}dt=" in planned.detail
+    assert "never published" in planned.detail  # verify's unpublished_day
     assert by_day[DAYS[6].isoformat()].run_id == "scheduled__2026-11-17"
     assert "not JSON" in by_day[DAYS[8].isoformat()].detail
     assert evidence.counts[LANDED] == 2
@@ -221,9 +227,12 @@ def test_snapshot_days_no_run_planned_are_skipped(s3: LocalS3, reader: EvidenceR
             "oleria_exports", "r", "failed", frozenset({DAYS[-3]}), DAYS[-3], frozenset({"x"})
         )
     ]
-    found = statuses(reader.export_evidence(where, DAYS, runs))
+    evidence = reader.export_evidence(where, DAYS, runs)
+    found = statuses(evidence)
     assert found[DAYS[-1].isoformat()] == LANDED
     assert found[DAYS[-2].isoformat()] == FAILED  # planned: verify's gap
+    assert evidence.days[-2].detail.startswith("a run planned this day (s3://")
+    assert f"no manifest was published at s3://{s3.bucket}/" in evidence.days[-2].detail
     assert {found[d.isoformat()] for d in DAYS[:-2]} == {SKIPPED_SNAPSHOT}
 
 
@@ -285,14 +294,113 @@ def test_retired_exports_are_listed_from_the_lake(s3: LocalS3, reader: EvidenceR
     assert "oleria.ev_retired" not in [e["export"] for e in earlier]  # nothing in its window
 
 
-def test_run_days_follow_the_plan() -> None:
+def test_a_run_plans_what_its_plan_task_plans() -> None:
     start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-    days, snapshot = app_module.run_days(None, start, start + dt.timedelta(days=1), "UTC")
-    assert (days, snapshot) == (frozenset({dt.date(2026, 11, 20)}), dt.date(2026, 11, 20))
-    conf = {"range_start": "2026-11-01", "range_end": "2026-11-03"}
-    days, snapshot = app_module.run_days(conf, start, start + dt.timedelta(days=1), "UTC")
-    assert sorted(days) == [dt.date(2026, 11, d) for d in (1, 2, 3)]
-    assert snapshot == dt.date(2026, 11, 3)
+    interval = (start, start + dt.timedelta(days=1))
+    known = ["ev_a", "ev_b"]
+    plan = app_module.run_plan(None, interval, start, "UTC", known)
+    assert plan == app_module.RunPlan((dt.date(2026, 11, 20),), frozenset())
+    assert plan.snapshot_day == dt.date(2026, 11, 20)
+    conf = {"range_start": "2026-11-01", "range_end": "2026-11-03", "exports": ["ev_b"]}
+    plan = app_module.run_plan(conf, interval, start, "UTC", known)
+    assert plan is not None
+    assert plan.days == tuple(dt.date(2026, 11, d) for d in (1, 2, 3))
+    assert (plan.snapshot_day, plan.exports) == (dt.date(2026, 11, 3), frozenset({"ev_b"}))
+    # the interval's days in the DAG's timezone, as runs.plan_slices reads them
+    plan = app_module.run_plan({}, interval, start, "America/New_York", known)
+    assert plan is not None
+    assert plan.days == (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
+    # a manual run without a logical date: the last complete day when it was created
+    plan = app_module.run_plan({}, None, start, "UTC", known)
+    assert plan is not None
+    assert plan.days == (dt.date(2026, 11, 19),)
+    # a dry run lands nothing; nor does a run whose trigger parameters the plan refuses
+    assert app_module.run_plan({"dry_run": True}, interval, start, "UTC", known) is None
+    assert app_module.run_plan({"exports": ["nope"]}, interval, start, "UTC", known) is None
+    assert app_module.run_plan({"range_start": "2026-11-01"}, interval, start, "UTC", known) is None
+
+
+class FakeSession:
+    """Answers airflow_runs' two queries (the DAG runs, then their failed task
+    instances) with the rows given; records rollbacks."""
+
+    def __init__(self, *answers: list[Any], error: Exception | None = None) -> None:
+        self.answers = list(answers)
+        self.error = error
+        self.rollbacks = 0
+
+    def execute(self, _statement: Any) -> Any:
+        if self.error is not None:
+            raise self.error
+        rows = self.answers.pop(0)
+        return SimpleNamespace(all=lambda: rows)
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+
+
+def dag_run(run_id: str, state: str, day: dt.date, **conf: Any) -> Any:
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    return SimpleNamespace(
+        dag_id="oleria_exports",
+        run_id=run_id,
+        state=state,
+        data_interval_start=start,
+        data_interval_end=start + dt.timedelta(days=1),
+        run_after=start + dt.timedelta(days=1),
+        conf=conf,
+    )
+
+
+def failed_task(run_id: str, group: str) -> Any:
+    return SimpleNamespace(dag_id="oleria_exports", run_id=run_id, task_id=f"{group}.plan")
+
+
+def test_dry_runs_and_other_exports_runs_leave_a_day_alone(s3: LocalS3) -> None:
+    windowed, snapshot = target(s3, dataset="ev_w"), target(s3, ExportKind.SNAPSHOT, "ev_s")
+    other = "ev_other"
+    dags = app_module.dag_exports([windowed, snapshot, dataclasses.replace(windowed, name=other)])
+    assert dags == {"oleria_exports": ("UTC", ("ev_w", "ev_s", other))}
+    rows = [
+        # a dry run whose preflight failed the plan of every export (wrong credentials)
+        dag_run("manual__dry_failed", "failed", DAYS[2], dry_run=True),
+        dag_run("manual__dry_going", "running", DAYS[3], dry_run=True),  # a dry run going
+        dag_run("manual__other_failed", "failed", DAYS[4], exports=[other]),
+        dag_run("manual__other_going", "running", DAYS[5], exports=[other]),
+        dag_run("manual__ours_going", "running", DAYS[6], exports=[other, "ev_w", "ev_s"]),
+    ]
+    tis = [
+        *(failed_task("manual__dry_failed", name) for name in ("ev_w", "ev_s", other)),
+        failed_task("manual__other_failed", other),
+    ]
+    session = FakeSession(rows, tis)
+    since = dt.datetime.combine(DAYS[0], dt.time(), dt.UTC)
+    runs = app_module.airflow_runs(session, dags, since)
+    assert [run.run_id for run in runs] == [
+        "manual__other_failed",
+        "manual__other_going",
+        "manual__ours_going",
+    ]
+    assert runs[0].failed_exports == frozenset({other})
+    assert runs[1].exports == frozenset({other})
+
+    def status(where: ExportTarget, day: dt.date) -> str:
+        return classify_day(where, day, None, [], None, runs).status
+
+    for day in DAYS[2:6]:
+        assert status(windowed, day) == MISSING, day
+        assert status(snapshot, day) == SKIPPED_SNAPSHOT, day
+    # a run that selected them still shows them running
+    assert (status(windowed, DAYS[6]), status(snapshot, DAYS[6])) == (RUNNING, RUNNING)
+
+
+def test_an_unreadable_metadata_session_is_rolled_back(s3: LocalS3, reader: EvidenceReader) -> None:
+    registry = one_export_registry("ev_rollback")
+    session = FakeSession(error=RuntimeError("the database went away"))
+    data = app_module.calendar(reader, registry, len(DAYS), session, last=LAST)
+    assert data["metadata"] == "unavailable"
+    assert session.rollbacks == 1
+    assert [e["export"] for e in data["exports"]] == ["ev_rollback"]
 
 
 # --- the app in-process --------------------------------------------------------------------
@@ -353,6 +461,9 @@ def test_the_app_serves_page_calendar_and_manifest(s3: LocalS3, signed_in: TestC
     page = signed_in.get("/")
     assert page.status_code == 200
     assert 'const BASE = "/compliance-evidence"' in page.text
+    assert f'const PREFIX = "{app_module.PREFIX}"' in page.text
+    assert "__BASE__" not in page.text
+    assert "__PREFIX__" not in page.text
 
     data = signed_in.get("/api/evidence", params={"days": 5}).json()
     assert data["last"] == yesterday.isoformat()
@@ -411,8 +522,30 @@ def test_a_shorter_window_keeps_the_longer_ones_cache(
 ) -> None:
     where = target(s3, dataset="ev_windows")
     for day in DAYS[:3]:
+        record(s3, where, day, f"run-{day}", dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
         land(s3, where, day, csv(2))
     reader.export_evidence(where, DAYS)
     reader.export_evidence(where, DAYS[2:])  # e.g. a manifest link's narrower read
     reader.export_evidence(where, DAYS)
-    assert reader.stats["manifest_gets"] == 3
+    # manifests and run records: the same eviction rule (up to MAX_DAYS before the window)
+    assert (reader.stats["manifest_gets"], reader.stats["record_gets"]) == (3, 3)
+    # a window starting more than MAX_DAYS after them forgets both
+    later = DAYS[-1] + dt.timedelta(days=MAX_DAYS + 5)
+    reader.export_evidence(where, [later])
+    assert reader._manifests[(where.bucket, where.curated_base)] == {}
+    assert reader._records[(where.bucket, where.runs_base)] == {}
+
+
+def test_parallel_reads_count_every_call(s3: LocalS3, reader: EvidenceReader) -> None:
+    """The readers' stats are counted under its lock: parallel exports lose no count."""
+    wheres = [target(s3, dataset=f"ev_par{n}") for n in range(6)]
+    for where in wheres:
+        for day in DAYS[:3]:
+            record(s3, where, day, f"run-{day}", dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+            land(s3, where, day, csv(1))
+    threads = [threading.Thread(target=reader.export_evidence, args=(w, DAYS)) for w in wheres]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert reader.stats == {"lists": 12, "manifest_gets": 18, "record_gets": 18}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from compliance_exports.ui.evidence import (
     EvidenceReader,
     ExportEvidence,
     ExportTarget,
+    read_object,
     window,
 )
 
@@ -110,33 +112,31 @@ def current_registry() -> Any:
     return registry
 
 
+def registry_targets(registry: Any) -> list[ExportTarget]:
+    """The registry's exports, in its order."""
+    return [ExportTarget.of(entry) for entry in registry.entries]
+
+
+def _lakes(targets: Iterable[ExportTarget]) -> list[tuple[str, str, str]]:
+    """``(aws_conn_id, bucket, prefix)`` of each lake the targets land in."""
+    return sorted({(t.aws_conn_id, t.bucket, t.prefix) for t in targets})
+
+
 def export_targets(reader: EvidenceReader, registry: Any) -> list[ExportTarget]:
     """Every export of the registry, then every dataset of their lakes no entry lands any
     more (a retired export's evidence stays; its ``<dataset>__changes`` partitions are
     its own snapshot's and not listed); :func:`evidence_of` drops those with nothing in
     the window."""
-    targets = [ExportTarget.of(entry) for entry in registry.entries]
+    targets = registry_targets(registry)
     known = {(t.bucket, t.prefix, t.vendor, t.dataset) for t in targets}
-    lakes = {(t.aws_conn_id, t.bucket, t.prefix) for t in targets}
-    for conn_id, bucket, prefix in sorted(lakes):
+    for conn_id, bucket, prefix in _lakes(targets):
         for vendor, dataset in reader.lake_datasets(conn_id, bucket, prefix):
             base = dataset.removesuffix("__changes")
             if (bucket, prefix, vendor, dataset) in known or (
                 base != dataset and (bucket, prefix, vendor, base) in known
             ):
                 continue
-            target = ExportTarget(
-                name=f"{vendor}.{dataset}",
-                vendor=vendor,
-                dataset=dataset,
-                kind=ExportKind.WINDOWED,
-                dag_id=None,
-                bucket=bucket,
-                prefix=prefix,
-                aws_conn_id=conn_id,
-                in_registry=False,
-            )
-            targets.append(target)
+            targets.append(ExportTarget.retired(vendor, dataset, conn_id, bucket, prefix))
     return targets
 
 
@@ -161,66 +161,82 @@ def evidence_of(
 def manifest_target(reader: EvidenceReader, registry: Any, export: str) -> ExportTarget | None:
     """The export named ``export`` on the page: a registry entry, or a retired dataset
     (``<vendor>.<dataset>``) of one of the registry's lakes; None when there is none."""
-    targets = [ExportTarget.of(entry) for entry in registry.entries]
+    targets = registry_targets(registry)
     for target in targets:
         if target.name == export:
             return target
     vendor, _, dataset = export.partition(".")
-    lakes = {(t.aws_conn_id, t.bucket, t.prefix) for t in targets}
-    for conn_id, bucket, prefix in sorted(lakes):
+    for conn_id, bucket, prefix in _lakes(targets):
         if (vendor, dataset) in reader.lake_datasets(conn_id, bucket, prefix):
-            return ExportTarget(
-                name=export,
-                vendor=vendor,
-                dataset=dataset,
-                kind=ExportKind.WINDOWED,
-                dag_id=None,
-                bucket=bucket,
-                prefix=prefix,
-                aws_conn_id=conn_id,
-                in_registry=False,
-            )
+            return ExportTarget.retired(vendor, dataset, conn_id, bucket, prefix)
     return None
 
 
 # --- Airflow's metadata --------------------------------------------------------------------
 
 
-def run_days(
-    conf: Mapping[str, Any] | None,
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    timezone: str,
-) -> tuple[frozenset[dt.date], dt.date | None]:
-    """The days a DAG run planned (the trigger form's range, else its data interval, as
-    :func:`compliance_exports.runs.plan_slices` reads them) and the day a snapshot is
-    taken for (the last)."""
-    from compliance_exports.runs import days_of
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a DAG run's plan task plans: its days (oldest first) and the exports it
+    selected (empty: all of its DAG's)."""
 
-    conf = conf or {}
-    days: list[dt.date] = []
-    first, last = conf.get("range_start"), conf.get("range_end")
-    if first and last:
-        try:
-            a, b = dt.date.fromisoformat(str(first)[:10]), dt.date.fromisoformat(str(last)[:10])
-            days = [a + dt.timedelta(days=n) for n in range((b - a).days + 1)]
-        except ValueError:
-            days = []
-    elif start is not None and end is not None and end > start:
-        days = days_of(start, end, ZoneInfo(timezone))
-    return frozenset(days), (max(days) if days else None)
+    days: tuple[dt.date, ...]
+    exports: frozenset[str]
+
+    @property
+    def snapshot_day(self) -> dt.date | None:
+        """The day a snapshot is taken for (the last)."""
+        return self.days[-1] if self.days else None
+
+
+def run_plan(
+    conf: Mapping[str, Any] | None,
+    interval: tuple[dt.datetime, dt.datetime] | None,
+    run_after: dt.datetime | None,
+    timezone: str,
+    known: Sequence[str],
+) -> RunPlan | None:
+    """A DAG run's plan, read as its plan task reads it (the trigger form's ``conf``
+    through :meth:`compliance_exports.runs.RunRequest.from_params`, the days through
+    :func:`~compliance_exports.runs.plan_days`; ``known``: its DAG's exports). None when
+    the run lands nothing, whatever its state: a dry run (its plan only validates and
+    tests the credentials), or trigger parameters the plan refuses."""
+    from compliance_exports.core.errors import ExportValidationError
+    from compliance_exports.runs import RunRequest, plan_days
+
+    try:
+        request = RunRequest.from_params(conf or {}, known)
+    except ExportValidationError:
+        return None
+    if request.dry_run:
+        return None
+    now = run_after or dt.datetime.now(dt.UTC)  # a run without a logical date plans then
+    days = plan_days(request, interval, ZoneInfo(timezone), now)
+    return RunPlan(tuple(days), frozenset(request.exports))
+
+
+def dag_exports(targets: Iterable[ExportTarget]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``dag_id -> (timezone, export names)`` of the targets' DAGs (one timezone per
+    DAG: the registry checks it)."""
+    dags: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for target in targets:
+        if target.dag_id:
+            names = dags.get(target.dag_id, ("", ()))[1]
+            dags[target.dag_id] = (target.timezone, (*names, target.name))
+    return dags
 
 
 def airflow_runs(
-    session: Any, timezones: Mapping[str, str], since: dt.datetime
+    session: Any, dags: Mapping[str, tuple[str, Sequence[str]]], since: dt.datetime
 ) -> list[AirflowRun]:
-    """The DAG runs of ``timezones``' DAGs created or covering days since ``since``,
-    with the exports (task groups) that have a failed task in each."""
+    """The DAG runs of ``dags`` (:func:`dag_exports`) created or covering days since
+    ``since``, with what each planned (:func:`run_plan`; dry runs left out) and the
+    exports (task groups) that have a failed task in each."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import or_, select
 
-    if not timezones:
+    if not dags:
         return []
     rows = session.execute(
         select(
@@ -229,18 +245,29 @@ def airflow_runs(
             DagRun.state,
             DagRun.data_interval_start,
             DagRun.data_interval_end,
+            DagRun.run_after,
             DagRun.conf,
         ).where(
-            DagRun.dag_id.in_(list(timezones)),
+            DagRun.dag_id.in_(list(dags)),
             or_(DagRun.run_after >= since, DagRun.data_interval_end >= since),
         )
     ).all()
+    planned = []
+    for row in rows:
+        timezone, known = dags[row.dag_id]
+        interval = None
+        if row.data_interval_start is not None and row.data_interval_end is not None:
+            interval = (row.data_interval_start, row.data_interval_end)
+        conf = row.conf if isinstance(row.conf, Mapping) else None
+        plan = run_plan(conf, interval, row.run_after, timezone, known)
+        if plan is not None:
+            planned.append((row, plan))
     failed: dict[tuple[str, str], set[str]] = {}
-    unsuccessful = [row.run_id for row in rows if row.state != "success"]
+    unsuccessful = [row.run_id for row, _ in planned if row.state != "success"]
     if unsuccessful:
         tis = session.execute(
             select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id).where(
-                TaskInstance.dag_id.in_(list(timezones)),
+                TaskInstance.dag_id.in_(list(dags)),
                 TaskInstance.run_id.in_(unsuccessful),
                 TaskInstance.state.in_(_FAILED_TASK_STATES),
             )
@@ -248,23 +275,18 @@ def airflow_runs(
         for ti in tis:
             group = ti.task_id.split(".", 1)[0]
             failed.setdefault((ti.dag_id, ti.run_id), set()).add(group)
-    runs = []
-    for row in rows:
-        conf = row.conf if isinstance(row.conf, Mapping) else None
-        days, snapshot_day = run_days(
-            conf, row.data_interval_start, row.data_interval_end, timezones[row.dag_id]
+    return [
+        AirflowRun(
+            dag_id=row.dag_id,
+            run_id=row.run_id,
+            state=str(getattr(row.state, "value", row.state)),
+            days=frozenset(plan.days),
+            snapshot_day=plan.snapshot_day,
+            failed_exports=frozenset(failed.get((row.dag_id, row.run_id), ())),
+            exports=plan.exports,
         )
-        runs.append(
-            AirflowRun(
-                dag_id=row.dag_id,
-                run_id=row.run_id,
-                state=str(getattr(row.state, "value", row.state)),
-                days=days,
-                snapshot_day=snapshot_day,
-                failed_exports=frozenset(failed.get((row.dag_id, row.run_id), ())),
-            )
-        )
-    return runs
+        for row, plan in planned
+    ]
 
 
 # --- the app ----------------------------------------------------------------------------
@@ -290,19 +312,23 @@ def calendar(
     (default: yesterday, the last complete day)."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
-    registry_targets = [ExportTarget.of(entry) for entry in registry.entries]
-    span = window(last or _last_day(registry_targets, now), days)
+    span = window(last or _last_day(registry_targets(registry), now), days)
     targets = export_targets(reader, registry)
     runs: list[AirflowRun] = []
     metadata = "unavailable"
     if session is not None:
-        zones = {t.dag_id: t.timezone for t in targets if t.dag_id}
         since = dt.datetime.combine(span[0], dt.time(), dt.UTC) - dt.timedelta(days=1)
         try:
-            runs = airflow_runs(session, zones, since)
+            runs = airflow_runs(session, dag_exports(targets), since)
             metadata = "ok"
         except Exception as exc:  # the view still shows what the lake holds
             log.warning("evidence view: cannot read DAG runs: %s", exc)
+            # the api-server commits the request's session when it closes it: a failed
+            # statement must be rolled back first (PostgreSQL refuses to commit it)
+            try:
+                session.rollback()
+            except Exception as again:
+                log.warning("evidence view: cannot roll back the session: %s", again)
     exports = _in_parallel(reader, targets, span, runs)
     return {
         "generated_at": now.isoformat(),
@@ -347,7 +373,9 @@ def create_app(reader: EvidenceReader | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> HTMLResponse:
         base = str(request.scope.get("root_path", "")).rstrip("/")
-        html = PAGE.read_text(encoding="utf-8").replace("__BASE__", base)
+        html = PAGE.read_text(encoding="utf-8")
+        for name, value in (("__BASE__", base), ("__PREFIX__", PREFIX)):
+            html = html.replace(f'"{name}"', json.dumps(value))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/evidence")
@@ -370,19 +398,14 @@ def create_app(reader: EvidenceReader | None = None) -> FastAPI:
         from botocore.exceptions import ClientError
 
         try:
-            response = reader.client_for(target.aws_conn_id).get_object(
-                Bucket=target.bucket, Key=target.manifest_key(when)
+            data, _ = read_object(
+                reader.client_for(target.aws_conn_id), target.bucket, target.manifest_key(when)
             )
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in {"NoSuchKey", "404", "NotFound"}:
                 raise HTTPException(404, f"no manifest of {export} for {day}") from None
             raise HTTPException(502, f"cannot read the manifest: {code}") from None
-        body = response["Body"]
-        try:
-            data = body.read()
-        finally:
-            body.close()
         return Response(data, media_type="application/json")
 
     return app

@@ -13,7 +13,8 @@ Statuses of one export's day (docs/EVIDENCE_VIEW.md):
 * ``missing``: a windowed export's day with no manifest and no run (verify's ``gap``).
 
 The manifest and run-record reading is verify's (:func:`compliance_exports.verify.
-parse_manifest`, :func:`~compliance_exports.verify.unpublished_day`). S3 is read with
+parse_manifest`, :func:`~compliance_exports.verify.unpublished_day`), the keys the
+landing code's (:class:`~compliance_exports.landing.layout.Partition`). S3 is read with
 one ListObjectsV2 (paginated) per export for its curated keys and one for its ``_runs/``
 records, kept ``listing_ttl`` seconds; a manifest is fetched once per ETag (its summary
 is cached until the listing shows another ETag), a run record once (its key is never
@@ -30,13 +31,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from compliance_exports.core.vendor import ExportKind
-from compliance_exports.landing.layout import MANIFEST_NAME, TOKEN, s3_uri
+from compliance_exports.landing.layout import MANIFEST_NAME, TOKEN, Partition, s3_uri
 from compliance_exports.verify import GAP, parse_manifest, unpublished_day
 
 log = logging.getLogger(__name__)
+_V = TypeVar("_V")
 
 LANDED = "landed"
 QUALITY_WARNING = "quality_warning"
@@ -50,6 +52,34 @@ DEFAULT_DAYS = 90
 MAX_DAYS = 366
 _DAY_KEY = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})/(.+)$")
 _ACTIVE_STATES = frozenset({"queued", "running"})
+_ANY_DAY = dt.date(2000, 1, 1)  # a Partition's prefix of one day, cut to the dataset's
+
+
+def _cut(prefix: str, segment: str) -> str:
+    """A :class:`Partition` prefix up to its ``<segment>=`` part: ``dt`` gives the
+    dataset's prefix (every day's), ``vendor`` the zone's (``[<lake>/]curated/``).
+    ``=`` is in no vendor, dataset or lake prefix (Partition checks), so it is unique."""
+    return prefix[: prefix.index(f"/{segment}=") + 1]
+
+
+def _is_partition(vendor: str, dataset: str) -> bool:
+    """Whether the landing code could have written ``vendor``/``dataset`` (safe names)."""
+    try:
+        Partition(vendor, dataset, _ANY_DAY)
+    except ValueError:
+        return False
+    return True
+
+
+def read_object(client: Any, bucket: str, key: str) -> tuple[bytes, str]:
+    """The body of ``s3://<bucket>/<key>`` and its ETag (one GetObject, stream closed);
+    botocore's ``ClientError`` (e.g. ``NoSuchKey``) is the caller's."""
+    response = client.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
+    try:
+        return body.read(), str(response.get("ETag"))
+    finally:
+        body.close()
 
 
 # --- what the calendar is built from -------------------------------------------------
@@ -85,21 +115,40 @@ class ExportTarget:
             timezone=entry.timezone,
         )
 
-    def _base(self, zone: str) -> str:
-        parts = [self.prefix.strip("/"), zone, f"vendor={self.vendor}/dataset={self.dataset}"]
-        return "/".join(p for p in parts if p) + "/"
+    @classmethod
+    def retired(
+        cls, vendor: str, dataset: str, aws_conn_id: str, bucket: str, prefix: str
+    ) -> ExportTarget:
+        """A dataset of a registry lake that no entry lands any more, ``<vendor>.<dataset>``
+        (windowed, unless its manifests say it is a snapshot)."""
+        return cls(
+            name=f"{vendor}.{dataset}",
+            vendor=vendor,
+            dataset=dataset,
+            kind=ExportKind.WINDOWED,
+            dag_id=None,
+            bucket=bucket,
+            prefix=prefix,
+            aws_conn_id=aws_conn_id,
+            in_registry=False,
+        )
+
+    def partition(self, day: dt.date) -> Partition:
+        """The landing code's keys of ``day``."""
+        return Partition(self.vendor, self.dataset, day, self.prefix)
 
     @property
     def curated_base(self) -> str:
         """``[<prefix>/]curated/vendor=<v>/dataset=<d>/``: every day's curated keys."""
-        return self._base("curated")
+        return _cut(self.partition(_ANY_DAY).curated_prefix, "dt")
 
     @property
     def runs_base(self) -> str:
-        return self._base("_runs")
+        """``[<prefix>/]_runs/vendor=<v>/dataset=<d>/``: every day's run records."""
+        return _cut(self.partition(_ANY_DAY).run_records_prefix, "dt")
 
     def manifest_key(self, day: dt.date) -> str:
-        return f"{self.curated_base}dt={day.isoformat()}/{MANIFEST_NAME}"
+        return self.partition(day).manifest_key
 
 
 @dataclass(frozen=True)
@@ -113,6 +162,16 @@ class AirflowRun:
     days: frozenset[dt.date]
     snapshot_day: dt.date | None = None  # the one day a snapshot is taken for in this run
     failed_exports: frozenset[str] = frozenset()
+    exports: frozenset[str] = frozenset()  # the trigger form's selection; empty: all
+
+    def plans(self, target: ExportTarget, day: dt.date) -> bool:
+        """Whether this run planned ``target``'s ``day``: its DAG's, selected, and one of
+        its days (a snapshot's: the last)."""
+        if self.dag_id != target.dag_id or (self.exports and target.name not in self.exports):
+            return False
+        if target.kind == ExportKind.SNAPSHOT:
+            return self.snapshot_day == day
+        return day in self.days
 
 
 @dataclass(frozen=True)
@@ -242,6 +301,22 @@ class EvidenceReader:
             self._manifests.clear()
             self._records.clear()
 
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:  # the reader's threads (and requests) count at once
+            self.stats[name] += n
+
+    @staticmethod
+    def _kept(
+        cached: Mapping[str, _V], base: str, first: dt.date, listed: Iterable[str]
+    ) -> dict[str, _V]:
+        """What a cache of ``base``'s keys keeps after a read from ``first`` on: the keys
+        the read listed, and those of up to :data:`MAX_DAYS` before ``first`` (what a
+        read of a longer window holds); older keys, and keys gone from the listing, go."""
+        start = f"{base}dt={first.isoformat()}"
+        oldest = f"{base}dt={(first - dt.timedelta(days=MAX_DAYS)).isoformat()}"
+        live = set(listed)
+        return {key: value for key, value in cached.items() if key in live or oldest <= key < start}
+
     # listings ----------------------------------------------------------------------
 
     def _list(self, target: ExportTarget, base: str, first: dt.date) -> list[dict[str, Any]]:
@@ -259,7 +334,7 @@ class EvidenceReader:
             Bucket=target.bucket, Prefix=base, StartAfter=f"{base}dt={first.isoformat()}"
         )
         for page in pages:
-            self.stats["lists"] += 1
+            self._count("lists")
             objects.extend(page.get("Contents", []))
         with self._lock:
             self._listings = {k: v for k, v in self._listings.items() if v[0] > now}
@@ -268,8 +343,9 @@ class EvidenceReader:
 
     def lake_datasets(self, aws_conn_id: str, bucket: str, prefix: str) -> list[tuple[str, str]]:
         """``(vendor, dataset)`` of every curated dataset in the lake (two delimited
-        listings deep, cached like the others): retired exports keep their evidence."""
-        base = "/".join(p for p in (prefix.strip("/"), "curated") if p) + "/"
+        listings deep, cached like the others): retired exports keep their evidence.
+        Names the landing code could not have written (unsafe key segments) are left out."""
+        base = _cut(Partition("v", "d", _ANY_DAY, prefix).curated_prefix, "vendor")
         cache_key = (aws_conn_id, bucket, base, "datasets")
         now = self.clock()
         with self._lock:
@@ -282,7 +358,7 @@ class EvidenceReader:
         def children(of: str, name: str) -> list[str]:
             found = []
             for page in paginator.paginate(Bucket=bucket, Prefix=f"{of}{name}=", Delimiter="/"):
-                self.stats["lists"] += 1
+                self._count("lists")
                 for common in page.get("CommonPrefixes", []):
                     found.append(common["Prefix"][len(of) + len(name) + 1 :].rstrip("/"))
             return found
@@ -291,6 +367,7 @@ class EvidenceReader:
             {"vendor": vendor, "dataset": dataset}
             for vendor in children(base, "vendor")
             for dataset in children(f"{base}vendor={vendor}/", "dataset")
+            if _is_partition(vendor, dataset)
         ]
         with self._lock:
             self._listings[cache_key] = (now + self.listing_ttl, found)
@@ -316,37 +393,30 @@ class EvidenceReader:
             client = self.client_for(target.aws_conn_id)
 
             def get(key: str) -> tuple[str, str, ManifestSummary]:
-                response = client.get_object(Bucket=target.bucket, Key=key)
-                body = response["Body"]
-                try:
-                    data = body.read()
-                finally:
-                    body.close()
-                etag = str(response.get("ETag"))
+                data, etag = read_object(client, target.bucket, key)
                 return key, etag, summarize_manifest(data, s3_uri(target.bucket, key))
 
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(fetch)))) as pool:
                 for key, etag, summary in pool.map(get, fetch):
-                    self.stats["manifest_gets"] += 1
                     known[key] = (etag, summary)
-        current = {key: known[key] for key in live if key in known}
-        # keep what a read of a longer window holds before this one (up to MAX_DAYS)
-        start = f"{base}dt={first.isoformat()}"
-        oldest = f"{base}dt={(first - dt.timedelta(days=MAX_DAYS)).isoformat()}"
-        older = {key: value for key, value in known.items() if oldest <= key < start}
+            self._count("manifest_gets", len(fetch))
+        kept = self._kept(known, base, first, live)
         with self._lock:
-            self._manifests[cache_id] = {**older, **current}
-        return {live[key][0]: (key, current[key][1]) for key in current}
+            self._manifests[cache_id] = kept
+        return {day: (key, kept[key][1]) for key, (day, _) in live.items() if key in kept}
 
     # run records ---------------------------------------------------------------------
 
     def run_records(
         self, target: ExportTarget, first: dt.date
     ) -> dict[dt.date, list[RunRecordRef]]:
-        """``day -> records`` (oldest first) of the ``_runs/`` records from ``first`` on."""
+        """``day -> records`` (oldest first) of the ``_runs/`` records from ``first`` on;
+        the records' cache keeps what :meth:`_kept` says (as the manifests')."""
         base = target.runs_base
         found: dict[dt.date, list[RunRecordRef]] = {}
+        listed = []
         for obj in self._list(target, base, first):
+            listed.append(obj["Key"])
             match = _DAY_KEY.match(obj["Key"][len(base) :])
             if not match or not match.group(2).endswith(".json"):
                 continue
@@ -356,6 +426,10 @@ class EvidenceReader:
                 found.setdefault(day, []).append(RunRecordRef(obj["Key"], token))
         for records in found.values():
             records.sort(key=lambda record: record.token)
+        cache_id = (target.bucket, base)
+        with self._lock:
+            if cache_id in self._records:
+                self._records[cache_id] = self._kept(self._records[cache_id], base, first, listed)
         return found
 
     def record_runs(
@@ -363,35 +437,32 @@ class EvidenceReader:
     ) -> dict[str, tuple[str | None, str | None]]:
         """``key -> (dag_id, run_id)`` of each record (each fetched once, ever)."""
         cache_id = (target.bucket, target.runs_base)
-        wanted = list(records)
+        wanted = [record.key for record in records]
         with self._lock:
-            known = self._records.setdefault(cache_id, {})
-            fetch = [record.key for record in wanted if record.key not in known]
+            known = self._records.get(cache_id, {})
+            found = {key: known[key] for key in wanted if key in known}
+        fetch = [key for key in dict.fromkeys(wanted) if key not in found]
         if fetch:
             client = self.client_for(target.aws_conn_id)
 
             def get(key: str) -> tuple[str, tuple[str | None, str | None]]:
                 import json
 
-                body = client.get_object(Bucket=target.bucket, Key=key)["Body"]
                 try:
-                    data = json.loads(body.read())
+                    data = json.loads(read_object(client, target.bucket, key)[0])
                 except ValueError:
                     return key, (None, None)
-                finally:
-                    body.close()
                 if not isinstance(data, dict):
                     return key, (None, None)
                 return key, (data.get("dag_id"), data.get("run_id"))
 
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(fetch)))) as pool:
-                results = list(pool.map(get, fetch))
+                fetched = dict(pool.map(get, fetch))
             with self._lock:
-                for key, run in results:
-                    self.stats["record_gets"] += 1
-                    known[key] = run
-        with self._lock:
-            return {record.key: known.get(record.key, (None, None)) for record in wanted}
+                self._records.setdefault(cache_id, {}).update(fetched)
+                self.stats["record_gets"] += len(fetched)
+            found.update(fetched)
+        return found
 
     # the calendar --------------------------------------------------------------------
 
@@ -424,11 +495,6 @@ class EvidenceReader:
             return result
         chosen = {day: _record_for(records.get(day, []), manifests.get(day)) for day in set(days)}
         refs = self.record_runs(target, [ref for ref in chosen.values() if ref is not None])
-        listed = {ref.key for day_records in records.values() for ref in day_records}
-        with self._lock:  # forget the records that left the window
-            cached = self._records.get((target.bucket, target.runs_base), {})
-            for key in [key for key in cached if key not in listed]:
-                del cached[key]
         for day in days:
             ref = chosen[day]
             result.days.append(
@@ -512,6 +578,13 @@ def classify_day(
             evidence.detail = f"version {manifest.version} published {manifest.published_at}"
         return evidence
 
+    # verify's rule: a windowed day is a gap; a snapshot day a gap when a run planned it
+    # (the latest record first), else not run. The view refines a gap with what Airflow
+    # knows (running, failed).
+    planned_by = [s3_uri(target.bucket, record.key) for record in reversed(records)]
+    verdict, problem = unpublished_day(
+        target.kind, planned_by, s3_uri(target.bucket, target.manifest_key(day))
+    )
     by_id = {(run.dag_id, run.run_id): run for run in runs}
     planned = None
     if record_run and record_run[0] and record_run[1]:
@@ -522,17 +595,13 @@ def classify_day(
             evidence.detail = f"run {planned.run_id} planned this day and is {planned.state}"
         else:
             evidence.status = FAILED
-            uri = s3_uri(target.bucket, records[-1].key)
-            evidence.detail = f"a run planned this day ({uri}) but no manifest was published"
+            evidence.detail = problem or ""
+            if target.kind != ExportKind.SNAPSHOT:  # verify's text: every day is a gap
+                evidence.detail = f"a run planned this day ({planned_by[0]}); {problem}"
             if planned is not None:
                 evidence.detail += f"; run {planned.run_id} is {planned.state}"
         return evidence
-    own = [
-        run
-        for run in runs
-        if run.dag_id == target.dag_id
-        and (run.snapshot_day == day if target.kind == ExportKind.SNAPSHOT else day in run.days)
-    ]
+    own = [run for run in runs if run.plans(target, day)]
     failed = [run for run in own if target.name in run.failed_exports]
     if failed:
         run = failed[-1]
@@ -547,10 +616,7 @@ def classify_day(
         evidence.dag_id, evidence.run_id = run.dag_id, run.run_id
         evidence.detail = f"run {run.run_id} covers this day and is {run.state}"
         return evidence
-    status, problem = unpublished_day(
-        target.kind, [], s3_uri(target.bucket, target.manifest_key(day))
-    )
-    if status == GAP:
+    if verdict == GAP:
         evidence.status = MISSING
         evidence.detail = problem or ""
     else:
