@@ -23,6 +23,7 @@ from compliance_exports.core.errors import FatalError
 from compliance_exports.core.hooks import ExportHook
 from compliance_exports.core.http import ApiCall
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
+from tests.fifth_vendor.connection import CONNECTION
 
 EXPORTS = "/api/exports"
 #: a job id Acme never hands out: test_connection reads its status
@@ -36,8 +37,8 @@ class AcmeHook(ExportHook):
 
     conn_name_attr = "acme_conn_id"
     default_conn_name = "acme_default"
-    conn_type = "acme"
-    hook_name = "Acme"
+    conn_type = CONNECTION.conn_type  # its connection type, form and names: connection.py
+    hook_name = CONNECTION.hook_name
     vendor = "acme"  # must equal AcmeVendor.name: the raw zone's vendor= segment
     status_map = StatusMap(
         "acme",
@@ -49,13 +50,6 @@ class AcmeHook(ExportHook):
         },
     )
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Acme API URL", "password": "API key"},
-        }
-
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         return BearerKey(conn.password or "")
 
@@ -63,10 +57,7 @@ class AcmeHook(ExportHook):
         return ApiCall("GET", f"{EXPORTS}/{PROBE_ID}", ok=(200, 404))
 
     def probe_problem(self, response: httpx.Response) -> str | None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = self.json_or_none(response)
         if isinstance(body, dict) and isinstance(
             body.get("error" if response.status_code == 404 else "job"), dict
         ):

@@ -6,6 +6,10 @@
   schema the ProvidersManager applies to ``ui-field-behaviour``;
 * ``package-name`` is the distribution (pyproject.toml) and the installed entry points
   resolve to this provider and its plugin;
+* the connection types are the built-in vendors' own declarations
+  (``vendors/<name>/connection.py``), one for every vendor folder, and a vendor outside
+  the package can declare its own the same way (the minimal provider info
+  docs/ADDING_A_VENDOR.md shows is valid);
 * every ``hook-class-name`` imports, is a hook of that ``connection-type`` and name;
 * what the connection form gets (``GET /ui/connections/hook_meta``, built in-process by
   the api-server's own service) carries our fields, labels and hidden fields, and no
@@ -30,6 +34,7 @@ import pytest
 from airflow.sdk import BaseHook, Connection
 
 from compliance_exports.core.errors import ExportError
+from compliance_exports.core.vendor import builtin_vendor_names
 from compliance_exports.provider_info import get_provider_info
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,6 +102,35 @@ def test_package_name_is_the_distribution_and_the_entry_points_resolve() -> None
     [declared] = INFO["plugins"]
     assert import_string(declared["plugin-class"]) is plugin
     assert plugin.name == declared["name"]
+
+
+def test_the_connection_types_are_the_vendor_folders_own() -> None:
+    """Each built-in vendor folder declares its connection type (``connection.py``);
+    the provider info lists exactly those, as they render themselves."""
+    assert sorted(builtin_vendor_names()) == sorted(VENDORS)
+    for vendor in VENDORS:
+        module = importlib.import_module(f"compliance_exports.vendors.{vendor}.connection")
+        assert CONNECTION_TYPES[vendor] == module.CONNECTION.provider_info()
+
+
+def test_a_vendor_outside_the_package_can_declare_its_connection_type() -> None:
+    """The minimal provider info docs/ADDING_A_VENDOR.md shows for a vendor package of
+    its own (Acme's ``CONNECTION``) passes the schemas the ProvidersManager applies."""
+    from tests.fifth_vendor.connection import CONNECTION
+
+    info = {
+        "package-name": "acme-exports",
+        "name": "Acme exports",
+        "description": "Acme audit log exports for compliance-exports.",
+        "connection-types": [CONNECTION.provider_info()],
+    }
+    jsonschema.Draft7Validator(_schema("provider_info.schema.json")).validate(info)
+    yaml_schema = _schema("provider.yaml.schema.json")
+    jsonschema.Draft7Validator(yaml_schema["properties"]["connection-types"]).validate(
+        info["connection-types"]
+    )
+    hook = import_string(CONNECTION.hook_class_name)
+    assert (hook.conn_type, hook.hook_name) == ("acme", "Acme")
 
 
 @pytest.mark.parametrize("conn_type", VENDORS)

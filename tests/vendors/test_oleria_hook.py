@@ -83,12 +83,6 @@ def test_version_segment_in_host_is_tolerated(monkeypatch: pytest.MonkeyPatch) -
     assert os.environ["AIRFLOW_CONN_OLERIA_UNIT"]
 
 
-def test_ui_field_behaviour_documents_the_fields() -> None:
-    behaviour = OleriaHook.get_ui_field_behaviour()
-    assert behaviour["relabeling"]["password"] == "Client secret"
-    assert "token_url" in behaviour["placeholders"]["extra"]
-
-
 def test_timeout_and_retry_policy_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     connect(
         monkeypatch,

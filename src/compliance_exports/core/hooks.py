@@ -30,6 +30,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from compliance_exports.core.auth import TokenRequestError, amask, mask
+from compliance_exports.core.connection import untestable
 from compliance_exports.core.errors import (
     ExportError,
     ExportValidationError,
@@ -221,9 +222,8 @@ class ExportHook(BaseHook):
 
     def parse_error(self, response: httpx.Response) -> str:
         """The vendor's error message from an error answer (body already read)."""
-        try:
-            body = response.json()
-        except ValueError:
+        body = self.json_or_none(response)
+        if body is None:
             return default_error_parser(response)
         return self.error_message(body) if isinstance(body, dict) else str(body)[:300]
 
@@ -343,8 +343,7 @@ class ExportHook(BaseHook):
     def _probe_failure(self, exc: Exception, base_url: str) -> str:
         name = self.hook_name
         if isinstance(exc, NotImplementedError):
-            what = str(exc) or f"{type(self).__name__} lacks a method"
-            return f"{what}: its connection cannot be tested"
+            return untestable(str(exc) or f"{type(self).__name__} lacks a method")
         if isinstance(exc, ExportValidationError):
             return f"the {name} connection {self.conn_id!r} is not usable: {exc}"
         if isinstance(exc, TokenRequestError):
@@ -492,6 +491,15 @@ class ExportHook(BaseHook):
         if not isinstance(body, dict):
             raise FatalError(f"{what}: expected a JSON object, got {type(body).__name__}")
         return body
+
+    @staticmethod
+    def json_or_none(response: httpx.Response) -> Any:
+        """The decoded JSON body of ``response``, or None when the body is not JSON
+        (e.g. an HTML page): for reading an answer that may be the vendor's or not."""
+        try:
+            return response.json()
+        except ValueError:
+            return None
 
     @staticmethod
     def required_extra(conn: Any, name: str) -> str:

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
+from compliance_exports.core.connection import untestable
 from compliance_exports.core.errors import ExportValidationError
 
 if TYPE_CHECKING:
     from airflow.sdk import Param
 
     from compliance_exports.core.export import ExportOperator
+    from compliance_exports.core.fetch import ExportFetchOperator
     from compliance_exports.core.hooks import ExportHook
     from compliance_exports.registry import ExportEntry
     from compliance_exports.runs import ExportSlice
@@ -114,13 +116,18 @@ class ExportVendor(ABC):
     def dry_run(self, entry: ExportEntry, planned: PlannedSlice) -> None:
         """Check what a slice would send, without sending it (the trigger form's dry run)."""
 
+    def operator_class(self) -> type[ExportFetchOperator]:
+        """The operator that fetches this vendor's exports (imported when called, not at
+        parse time); its ``hook_class`` is the vendor's hook."""
+        raise NotImplementedError(f"{type(self).__name__} declares no operator_class")
+
     def hook_class(self) -> type[ExportHook]:
-        """The hook of this vendor's connections (imported when called, not at parse time).
+        """The hook of this vendor's connections: its operator's ``hook_class``.
 
         The dry run tests an export's connection with it (``test_connection``: the hook's
         ``probe_call``, one cheap read that starts no export).
         """
-        raise NotImplementedError(f"{type(self).__name__} declares no hook_class")
+        return self.operator_class().hook_class
 
     def check_connection(self, conn_id: str) -> tuple[bool, str]:
         """The dry run's preflight of ``conn_id``: ``(ok, message)`` from the hook's
@@ -128,7 +135,7 @@ class ExportVendor(ABC):
         try:
             hook_class = self.hook_class()
         except NotImplementedError as exc:
-            return False, f"{exc}: the connection cannot be tested"
+            return False, untestable(str(exc))
         return hook_class(conn_id).test_connection()
 
     def evidence_kinds(self, entry: ExportEntry, run_params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -152,10 +159,6 @@ class JobExportVendor(ExportVendor):
     def static_kwargs(self, entry: ExportEntry) -> dict[str, Any]:
         """Operator kwargs that come from the registry entry (the same for every slice)."""
         return {}
-
-    def hook_class(self) -> type[ExportHook]:
-        """The export operator's hook."""
-        return self.operator_class().hook_class
 
     def form_params(self, entries: Sequence[ExportEntry]) -> dict[str, Param]:
         from airflow.sdk import Param

@@ -34,9 +34,9 @@ from compliance_exports.runs import iso_ms
 if TYPE_CHECKING:
     from airflow.sdk import Param
 
-    from compliance_exports.core.hooks import ExportHook
     from compliance_exports.registry import ExportEntry
     from compliance_exports.runs import ExportSlice
+    from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
 
 log = logging.getLogger(__name__)
 #: Airflow's ``[core] max_map_length`` default: no mapped task may have more instances.
@@ -119,15 +119,14 @@ class MaxsightVendor(ExportVendor):
             "locale": p.get("locale", "en"),
         }
 
-    def hook_class(self) -> type[ExportHook]:
-        from compliance_exports.vendors.maxsight.hook import MaxsightHook
-
-        return MaxsightHook
-
-    def dry_run(self, entry: ExportEntry, planned: PlannedSlice) -> None:
+    def operator_class(self) -> type[MaxsightAuditExportToS3Operator]:
+        """The CSV (and, subclassed, PDF) fetch; its ``hook_class`` is the vendor's hook."""
         from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
 
-        MaxsightAuditExportToS3Operator(
+        return MaxsightAuditExportToS3Operator
+
+    def dry_run(self, entry: ExportEntry, planned: PlannedSlice) -> None:
+        self.operator_class()(
             task_id=f"dry_run_{entry.name}",
             dataset=entry.dataset,
             bucket=entry.lake.bucket,
@@ -136,12 +135,10 @@ class MaxsightVendor(ExportVendor):
         ).validate()
 
     def add_tasks(self, entry: ExportEntry, planned: Any, kit: TaskKit) -> None:
-        from compliance_exports.vendors.maxsight.operators import MaxsightAuditExportToS3Operator
-
-        query = self.query_kwargs(entry)
+        query, fetch = self.query_kwargs(entry), self.operator_class()
         # The CSV is both the Parquet source and the event count that plans the PDFs: it
         # is always asked in UTC and English so its timestamps are machine-readable.
-        fetch_csv = MaxsightAuditExportToS3Operator.partial(
+        fetch_csv = fetch.partial(
             task_id="fetch_csv",
             **kit.common,
             **{**query, "timezone": "UTC", "locale": "en"},

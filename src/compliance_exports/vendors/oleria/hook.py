@@ -24,6 +24,7 @@ from compliance_exports.core.errors import FatalError
 from compliance_exports.core.hooks import ExportHook, extra_flag
 from compliance_exports.core.http import ApiCall, VendorResponseError, check_base_url
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap
+from compliance_exports.vendors.oleria.connection import CONNECTION
 
 DOWNLOADS = "/v1/downloads"
 #: a download id no tenant has (the nil UUID): test_connection reads its status
@@ -35,8 +36,8 @@ class OleriaHook(ExportHook):
 
     conn_name_attr = "oleria_conn_id"
     default_conn_name = "oleria_default"
-    conn_type = "oleria"
-    hook_name = "Oleria"
+    conn_type = CONNECTION.conn_type
+    hook_name = CONNECTION.hook_name
     vendor = "oleria"
     status_map = StatusMap(
         "oleria",
@@ -46,22 +47,6 @@ class OleriaHook(ExportHook):
             "failed": ExportPhase.FAILED,
         },
     )
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "API base URL",
-                "login": "Client ID",
-                "password": "Client secret",
-            },
-            "placeholders": {
-                "host": "https://devx.<tenant>.oleria.io",
-                "extra": '{"token_url": "https://...", "audience": "...", '
-                '"allow_insecure_http": false}',
-            },
-        }
 
     def base_url_of(self, conn: Any) -> str:
         base = super().base_url_of(conn)
@@ -84,7 +69,10 @@ class OleriaHook(ExportHook):
         return ApiCall("GET", f"{DOWNLOADS}/{PROBE_ID}", ok=(200, 404))
 
     def probe_problem(self, response: httpx.Response) -> str | None:
-        if response.status_code == 404 and not _is_error_body(response):
+        body = self.json_or_none(response)
+        if response.status_code == 404 and not (
+            isinstance(body, dict) and "code" in body and "message" in body
+        ):
             return "not Oleria's {code, message} body: is the host Oleria's API base URL?"
         return None
 
@@ -126,14 +114,6 @@ class OleriaHook(ExportHook):
     def is_expired_link(self, error: VendorResponseError) -> bool:
         text = error.vendor_message.lower()
         return error.status_code == 403 and ("accessdenied" in text or "expired" in text)
-
-
-def _is_error_body(response: httpx.Response) -> bool:
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and "code" in body and "message" in body
 
 
 def _error_text(error: Mapping[str, Any]) -> str:

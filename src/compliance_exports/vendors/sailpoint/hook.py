@@ -59,6 +59,7 @@ from compliance_exports.core.hooks import (
 )
 from compliance_exports.core.http import ApiCall, VendorResponseError, check_base_url
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap, vendor_instant
+from compliance_exports.vendors.sailpoint.connection import CONNECTION
 
 LAYOUTS = {"v3": "/v3/reports", "unified": "/reports/v1"}
 RUNNING = "RUNNING"  # our word for "no status yet": SailPoint has none
@@ -77,8 +78,8 @@ class SailPointHook(ExportHook):
 
     conn_name_attr = "sailpoint_conn_id"
     default_conn_name = "sailpoint_default"
-    conn_type = "sailpoint"
-    hook_name = "SailPoint Identity Security Cloud"
+    conn_type = CONNECTION.conn_type
+    hook_name = CONNECTION.hook_name
     vendor = "sailpoint"
     can_cancel = True
     status_map = StatusMap(
@@ -91,22 +92,6 @@ class SailPointHook(ExportHook):
             "TERMINATED": ExportPhase.CANCELLED,
         },
     )
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "Tenant API URL",
-                "login": "Client ID",
-                "password": "Client secret",
-            },
-            "placeholders": {
-                "host": "https://<tenant>.api.identitynow.com",
-                "extra": '{"api_layout": "v3", "token_url": "<host>/oauth/token", '
-                '"allow_insecure_http": false}',
-            },
-        }
 
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         extra = conn.extra_dejson
@@ -125,10 +110,7 @@ class SailPointHook(ExportHook):
         )
 
     def probe_problem(self, response: httpx.Response) -> str | None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = self.json_or_none(response)
         if response.status_code == 200 and isinstance(body, dict):
             return None  # ReportResults, or the empty object of an unknown task
         if isinstance(body, dict) and ("messages" in body or "detailCode" in body):

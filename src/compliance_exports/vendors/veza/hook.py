@@ -28,6 +28,7 @@ from compliance_exports.core.errors import FatalError
 from compliance_exports.core.hooks import Download, ExportHook
 from compliance_exports.core.http import ApiCall, VendorResponseError
 from compliance_exports.core.states import ExportPhase, ExportState, StatusMap, vendor_instant
+from compliance_exports.vendors.veza.connection import CONNECTION
 from compliance_exports.vendors.veza.validation import (
     CONTENT_TYPES,
     FILE_EXTENSIONS,
@@ -53,8 +54,8 @@ class VezaHook(ExportHook):
 
     conn_name_attr = "veza_conn_id"
     default_conn_name = "veza_default"
-    conn_type = "veza"
-    hook_name = "Veza"
+    conn_type = CONNECTION.conn_type
+    hook_name = CONNECTION.hook_name
     vendor = "veza"
     status_map = StatusMap(
         "veza",
@@ -69,17 +70,6 @@ class VezaHook(ExportHook):
         strip_prefix=STATUS_PREFIX,
     )
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Veza URL", "password": "API key"},
-            "placeholders": {
-                "host": "https://<org>.vezacloud.com",
-                "extra": '{"allow_insecure_http": false}',
-            },
-        }
-
     def auth_for(self, conn: Any, base_url: str) -> httpx.Auth:
         return BearerKey(conn.password or "")
 
@@ -89,10 +79,7 @@ class VezaHook(ExportHook):
     def probe_problem(self, response: httpx.Response) -> str | None:
         if response.status_code != 404:
             return None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = self.json_or_none(response)
         code = body.get("code") if isinstance(body, dict) else None
         if code in (5, "NOT_FOUND"):
             return None
