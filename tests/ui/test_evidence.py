@@ -501,6 +501,27 @@ def test_the_plugin_declares_the_app_and_the_nav_entry() -> None:
     assert view["href"] == "/compliance-evidence/"
 
 
+def test_loading_the_plugin_builds_no_app_the_first_request_does() -> None:
+    """Every Airflow process loads the plugin; only the api-server serves the app, so the
+    plugin imports neither FastAPI nor the app until a request comes."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import compliance_exports.ui.plugin; "
+        "print(sorted(m for m in ('fastapi', 'compliance_exports.ui.app') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+    from compliance_exports.ui.plugin import LazyEvidenceApp
+
+    lazy = LazyEvidenceApp()
+    assert lazy._app is None
+    assert TestClient(lazy).get("/api/evidence").status_code == 401  # the real app, anonymous
+    assert lazy._app is not None
+
+
 def test_no_registry_answers_503_naming_it(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.api_fastapi.common.db.common import _get_session
 

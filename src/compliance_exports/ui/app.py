@@ -32,6 +32,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from compliance_exports.core.vendor import ExportKind
+from compliance_exports.ui import PREFIX
 from compliance_exports.ui.evidence import (
     DEFAULT_DAYS,
     MAX_DAYS,
@@ -46,7 +47,6 @@ from compliance_exports.ui.evidence import (
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/compliance-evidence"
 PAGE = Path(__file__).with_name("evidence.html")
 EXPORTS_AT_ONCE = 8
 MANIFESTS_AT_ONCE = 8  # per export
