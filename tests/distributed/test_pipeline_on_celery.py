@@ -415,7 +415,7 @@ def test_killed_worker_mid_landing_publishes_exactly_one_copy(
         wait_for(
             "the land task to download or convert",
             lambda: landing_files(land["pid"]),
-            timeout=120,
+            timeout=240,
             every=0.1,
         )
         stack.kill(victim, signal.SIGKILL)  # the worker and its task runners, as a crash would
@@ -457,7 +457,7 @@ def test_user_failing_a_deferred_sailpoint_export_cancels_the_report(
             if facts["exports"][task]["status"] == "TERMINATED"
         ]
 
-    terminated = wait_for("the report to be cancelled", cancelled, timeout=60)
+    terminated = wait_for("the report to be cancelled", cancelled, timeout=180)
     assert len(terminated) == 1, terminated
 
 
@@ -561,7 +561,7 @@ def test_a_cleared_sailpoint_export_is_followed_not_cancelled_and_marked_success
             "left running" in log
             for log in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG, attempt=1).values()
         ),
-        timeout=60,
+        timeout=180,
     )
     assert ledger_job(stack, SAILPOINT_DAG, run_id, task_id) == first
     assert cancellations(services) == before, "a Clear cancelled the report"
@@ -572,7 +572,7 @@ def test_a_cleared_sailpoint_export_is_followed_not_cancelled_and_marked_success
     new = wait_for(
         "the report to be cancelled",
         lambda: [task for task in cancellations(services) if task not in before],
-        timeout=60,
+        timeout=180,
     )
     assert new == [first]
     facts = sim_admin(services, "sailpoint", "GET", "facts")
@@ -626,7 +626,7 @@ def test_a_trigger_moved_to_another_triggerer_keeps_following_its_report(
         wait_for(
             "the woken triggerer to kill its copy of the trigger",
             lambda: "left running" in trigger_logs(stack, run_id, task_id, SAILPOINT_DAG)[old_job],
-            timeout=120,
+            timeout=240,
         )
         assert cancellations(services) == before, "the moved trigger cancelled the report"
         assert report
