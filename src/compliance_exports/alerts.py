@@ -429,7 +429,7 @@ class RunAlerts:
     def __call__(self, context: Mapping[str, Any]) -> None:
         dag = context["dag"]
         run_id = str(context.get("run_id") or context["dag_run"].run_id)
-        if is_dry_run(context):  # the person who asked for it reads the plan's report
+        if is_dry_run_context(context):  # the person who asked for it reads the plan's report
             log.info("run %s is a dry run: no alert", run_id)
             return
         facts = RunFacts(dag.dag_id, run_id, list(dag.task_ids)).load()
@@ -446,11 +446,12 @@ class RunAlerts:
             log.info("alert sent: %s%s", message.title, f" (errors: {errors})" if errors else "")
 
 
-def is_dry_run(context: Mapping[str, Any]) -> bool:
+def is_dry_run_context(context: Mapping[str, Any]) -> bool:
     """Whether the run is the trigger form's dry run (its ``dry_run`` param or conf)."""
+    from compliance_exports.runs import is_dry_run
+
     conf = getattr(context.get("dag_run"), "conf", None) or {}
-    params = context.get("params") or {}
-    return bool(conf.get("dry_run") or params.get("dry_run"))
+    return is_dry_run(conf) or is_dry_run(context.get("params") or {})
 
 
 def _base_url() -> str:

@@ -154,7 +154,7 @@ def _plan_task(entry: ExportEntry, known: Sequence[str]) -> Any:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from compliance_exports.core.errors import ExportValidationError
-        from compliance_exports.runs import NothingToExport
+        from compliance_exports.runs import NothingToExport, is_dry_run
 
         try:
             items = plan_items(entry, known, context)
@@ -165,7 +165,7 @@ def _plan_task(entry: ExportEntry, known: Sequence[str]) -> Any:
             raise AirflowSkipException(str(exc)) from None
         for item in items:
             log.info("%s: partition dt=%s, request %s", entry.name, item["day"], item["request"])
-        if (context.get("params") or {}).get("dry_run"):
+        if is_dry_run(context.get("params") or {}):
             raise AirflowSkipException(_dry_run(entry, items, context))
         from compliance_exports.pipeline import record_planned_days
 

@@ -56,7 +56,12 @@ class RunRequest:
             )
         if start and end and end < start:
             raise ExportValidationError("params.range_end", f"{end} is before range_start {start}")
-        return cls(exports, start, end, bool(params.get("dry_run", False)))
+        return cls(exports, start, end, is_dry_run(params))
+
+
+def is_dry_run(params: Mapping[str, Any]) -> bool:
+    """Whether trigger parameters (a run's params or conf) ask for the dry run."""
+    return bool(params.get("dry_run", False))
 
 
 def _date_param(params: Mapping[str, Any], name: str) -> dt.date | None:

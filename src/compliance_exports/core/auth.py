@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from compliance_exports.core.errors import FatalError, RetryableError
+from compliance_exports.core.http import json_or_none
 from compliance_exports.core.retry import RETRY_STATUSES, parse_retry_after
 
 
@@ -75,10 +76,7 @@ def oauth_error_text(
     RFC 6749 5.2 ``{"error", "error_description"}`` first; otherwise ``fallback`` (the
     vendor's error parser), else the start of the body.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     if isinstance(body, Mapping) and isinstance(body.get("error"), str):
         description = body.get("error_description")
         return f"{body['error']}: {description}" if description else str(body["error"])

@@ -48,6 +48,7 @@ from compliance_exports.core.http import (
     default_error_parser,
     default_retry_after,
     describe,
+    json_or_none,
     ssl_context,
 )
 from compliance_exports.core.retry import RetryPolicy
@@ -492,14 +493,7 @@ class ExportHook(BaseHook):
             raise FatalError(f"{what}: expected a JSON object, got {type(body).__name__}")
         return body
 
-    @staticmethod
-    def json_or_none(response: httpx.Response) -> Any:
-        """The decoded JSON body of ``response``, or None when the body is not JSON
-        (e.g. an HTML page): for reading an answer that may be the vendor's or not."""
-        try:
-            return response.json()
-        except ValueError:
-            return None
+    json_or_none = staticmethod(json_or_none)
 
     @staticmethod
     def required_extra(conn: Any, name: str) -> str:

@@ -165,6 +165,15 @@ def default_retry_after(response: httpx.Response) -> float | None:
     return parse_retry_after(response.headers.get("Retry-After"))
 
 
+def json_or_none(response: httpx.Response) -> Any:
+    """The decoded JSON body of ``response``, or None when the body is not JSON (e.g. an
+    HTML page): for reading an answer that may be the vendor's or not."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def default_error_parser(response: httpx.Response) -> str:
     return response.text[:500].strip()
 

@@ -46,6 +46,11 @@ def vendor_namespace(vendor: str, source_uri: str) -> str:
     return f"{vendor}://{urlsplit(source_uri).netloc or 'unknown'}"
 
 
+def s3_namespace(bucket: str) -> str:
+    """The OpenLineage namespace of a bucket's datasets."""
+    return f"s3://{bucket}"
+
+
 def s3_name(key: str) -> str:
     """An S3 dataset name: the key (or prefix) without slashes at either end."""
     return key.strip("/")
@@ -60,7 +65,7 @@ def vendor_export(vendor: str, dataset: str, source_uri: str) -> InputDataset:
 def raw_object_input(raw: Mapping[str, Any]) -> InputDataset:
     from openlineage.client.event_v2 import InputDataset
 
-    return InputDataset(namespace=f"s3://{raw['bucket']}", name=s3_name(str(raw["key"])))
+    return InputDataset(namespace=s3_namespace(str(raw["bucket"])), name=s3_name(str(raw["key"])))
 
 
 def raw_object_output(raw: Mapping[str, Any]) -> OutputDataset:
@@ -70,7 +75,7 @@ def raw_object_output(raw: Mapping[str, Any]) -> OutputDataset:
 
     rows = raw.get("vendor_rows")
     return OutputDataset(
-        namespace=f"s3://{raw['bucket']}",
+        namespace=s3_namespace(str(raw["bucket"])),
         name=s3_name(str(raw["key"])),
         outputFacets={
             "outputStatistics": stats.OutputStatisticsOutputDatasetFacet(
@@ -132,7 +137,7 @@ def curated_partition(bucket: str, prefix: str, manifest: Mapping[str, Any]) -> 
             ]
         )
     return OutputDataset(
-        namespace=f"s3://{bucket}",
+        namespace=s3_namespace(bucket),
         name=s3_name(prefix),
         facets=facets,
         outputFacets={
@@ -160,7 +165,7 @@ def land_lineage(
     from openlineage.client.event_v2 import InputDataset
 
     inputs = [raw_object_input(raw)]
-    inputs += [InputDataset(namespace=f"s3://{bucket}", name=s3_name(p)) for p in compared]
+    inputs += [InputDataset(namespace=s3_namespace(bucket), name=s3_name(p)) for p in compared]
     return OperatorLineage(
         inputs=inputs,
         outputs=[curated_partition(bucket, prefix, manifest) for prefix, manifest in published],
