@@ -204,7 +204,12 @@ def test_triggers_of_two_connections_share_one_client_yet_send_their_own_keys(
         waits = [trigger("veza_default", job) for job in jobs]
         waits.append(trigger("veza_wrong_key", jobs[0]))
         tasks = [asyncio.create_task(only_event(t)) for t in waits]
-        await asyncio.sleep(0.05)
+        # until the first poll leased the client (a loaded machine may take longer than a
+        # fixed pause), then count what the waits share
+        for _ in range(1000):  # up to 10 s
+            if SHARED_ASYNC_CLIENTS.open_clients():
+                break
+            await asyncio.sleep(0.01)
         while_waiting = SHARED_ASYNC_CLIENTS.open_clients()
         events = await asyncio.gather(*tasks)
         return events, while_waiting, SHARED_ASYNC_CLIENTS.open_clients()
